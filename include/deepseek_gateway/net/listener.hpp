@@ -1,0 +1,55 @@
+#pragma once
+// Accepts client connections for one configured listener on one worker. Every
+// worker binds its own acceptor to the same address with SO_REUSEPORT, so the
+// kernel spreads connections over the workers and no hand-off is needed. The
+// allow/deny check runs on the peer address before a single byte is read.
+
+#include "deepseek_gateway/config/config.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace dsgw::app {
+class Worker;
+}
+
+namespace dsgw::net {
+
+// Opens, binds and listens. Throws std::system_error naming the address.
+boost::asio::ip::tcp::acceptor bind_acceptor(boost::asio::io_context& io,
+                                             const boost::asio::ip::tcp::endpoint& ep);
+
+class Listener {
+public:
+    // `name` identifies the listener's entry in the worker's current config.
+    Listener(app::Worker& worker, std::string name, boost::asio::ip::tcp::acceptor acceptor,
+             std::uint64_t max_connections);
+    ~Listener();
+
+    void start();
+    void stop();  // stop accepting (on the worker thread)
+
+    const std::string& name() const { return name_; }
+    boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+    // Called by sessions when they close.
+    void connection_closed();
+
+private:
+    void accept();
+    void on_accept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
+
+    app::Worker& worker_;
+    std::string name_;
+    boost::asio::ip::tcp::acceptor acceptor_;
+    std::uint64_t max_connections_;
+    std::uint64_t active_ = 0;
+    bool paused_ = false;  // at max_connections: new ones wait in the backlog
+    bool stopped_ = false;
+    std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace dsgw::net

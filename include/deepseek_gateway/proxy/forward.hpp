@@ -1,0 +1,51 @@
+#pragma once
+// Header rewriting between the two sides (SPEC §4): hop-by-hop headers
+// removed, X-Forwarded-* and Via set, framing headers chosen by us. Pure
+// functions over Beast header types, so they are unit-tested directly. Only
+// the proxy code and its tests include this header.
+
+#include <boost/beast/http/message.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace dsgw::proxy {
+
+namespace http = boost::beast::http;
+
+// How a message body travels on the wire we write.
+enum class Framing {
+    none,            // no body
+    content_length,  // Content-Length: N
+    chunked,         // Transfer-Encoding: chunked
+    close,           // body ends when the connection closes (HTTP/1.0 clients only)
+};
+
+struct ForwardContext {
+    std::string_view client_address;  // "192.0.2.7" or "2001:db8::1", no port
+    std::string_view proto;           // "http" or "https"
+    std::string_view default_host;    // Host to send when the client sent none
+};
+
+// True when `name` is hop-by-hop: one of RFC 9110 §7.6.1's fixed list, or a
+// name listed in `connection` (the value(s) of the request's Connection header,
+// comma separated).
+bool is_hop_by_hop(std::string_view name, std::string_view connection);
+
+// Appends the request head we send upstream (always HTTP/1.1, ends with the
+// blank line). `body_length` is used with Framing::content_length.
+void build_upstream_request_head(const http::request_header<>& req, const ForwardContext& ctx,
+                                 Framing framing, std::uint64_t body_length, std::string& out);
+
+// Appends the response head we send to the client. `keep_alive` says whether
+// the connection stays open after this response; the caller decided it from
+// both sides' wishes and from the framing.
+void build_client_response_head(const http::response_header<>& res, Framing framing,
+                                std::uint64_t body_length, bool keep_alive,
+                                unsigned client_version, std::string& out);
+
+// The values of every Connection header of `h`, joined with commas.
+std::string connection_tokens(const http::fields& h);
+
+}  // namespace dsgw::proxy

@@ -1,0 +1,24 @@
+#pragma once
+// One client connection: read a request, forward it upstream, stream the
+// response back, repeat while keep-alive lasts. See session.cpp for the flow.
+
+#include "deepseek_gateway/access/policy.hpp"
+
+#include <boost/asio/ip/tcp.hpp>
+
+namespace dsgw::app {
+class Worker;
+}
+namespace dsgw::net {
+class Listener;
+}
+
+namespace dsgw::proxy {
+
+// Starts serving `socket` on the worker's event loop. `decision` is the
+// accept-time access check; a refused peer reaches here only when the
+// listener answers refusals with 403.
+void start_session(app::Worker& worker, net::Listener& listener,
+                   boost::asio::ip::tcp::socket socket, access::Decision decision);
+
+}  // namespace dsgw::proxy

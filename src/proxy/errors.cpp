@@ -1,0 +1,35 @@
+#include "deepseek_gateway/proxy/errors.hpp"
+
+#include "deepseek_gateway/util/json.hpp"
+
+#include <boost/beast/http/status.hpp>
+
+namespace dsgw::proxy {
+
+std::string make_error_body(unsigned status, std::string_view message) {
+    std::string body = R"({"error":{"message":")";
+    util::append_json_escaped(body, message);
+    body += R"(","type":"gateway_error","code":)";
+    body += std::to_string(status);
+    body += "}}";
+    return body;
+}
+
+std::string make_error_response(unsigned status, std::string_view message, bool close,
+                                std::string_view extra_headers) {
+    auto body = make_error_body(status, message);
+    auto reason = boost::beast::http::obsolete_reason(
+        static_cast<boost::beast::http::status>(status));
+    std::string out = "HTTP/1.1 " + std::to_string(status) + " ";
+    out.append(reason.data(), reason.size());
+    out += "\r\nContent-Type: application/json\r\nContent-Length: ";
+    out += std::to_string(body.size());
+    out += "\r\n";
+    if (close) out += "Connection: close\r\n";
+    out.append(extra_headers);
+    out += "\r\n";
+    out += body;
+    return out;
+}
+
+}  // namespace dsgw::proxy

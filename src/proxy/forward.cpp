@@ -1,0 +1,149 @@
+#include "deepseek_gateway/proxy/forward.hpp"
+
+#include <boost/beast/core/string.hpp>
+
+#include <array>
+
+namespace dsgw::proxy {
+
+namespace {
+
+using boost::beast::iequals;
+
+// RFC 9110 §7.6.1 plus the framing headers we always rewrite ourselves.
+constexpr std::array<std::string_view, 7> kHopByHop = {
+    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
+    "trailer"};
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+}
+
+bool in_token_list(std::string_view name, std::string_view list) {
+    while (!list.empty()) {
+        auto comma = list.find(',');
+        auto token = trim(list.substr(0, comma));
+        if (!token.empty() && iequals(token, name)) return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+void append_field(std::string& out, std::string_view name, std::string_view value) {
+    out.append(name);
+    out.append(": ");
+    out.append(value);
+    out.append("\r\n");
+}
+
+void append_framing(std::string& out, Framing framing, std::uint64_t body_length) {
+    if (framing == Framing::content_length) {
+        out.append("Content-Length: ");
+        out.append(std::to_string(body_length));
+        out.append("\r\n");
+    } else if (framing == Framing::chunked) {
+        out.append("Transfer-Encoding: chunked\r\n");
+    }
+}
+
+// Set by us from what we saw, never passed on from the client.
+bool is_forwarded_header(std::string_view name) {
+    return iequals(name, "x-forwarded-for") || iequals(name, "x-forwarded-proto") ||
+           iequals(name, "x-forwarded-host");
+}
+
+}  // namespace
+
+bool is_hop_by_hop(std::string_view name, std::string_view connection) {
+    for (auto h : kHopByHop)
+        if (iequals(name, h)) return true;
+    return in_token_list(name, connection);
+}
+
+std::string connection_tokens(const http::fields& h) {
+    std::string out;
+    for (auto it = h.find(http::field::connection); it != h.end() && it->name() == http::field::connection; ++it) {
+        if (!out.empty()) out += ',';
+        out.append(it->value().data(), it->value().size());
+    }
+    return out;
+}
+
+void build_upstream_request_head(const http::request_header<>& req, const ForwardContext& ctx,
+                                 Framing framing, std::uint64_t body_length, std::string& out) {
+    auto method = req.method_string();
+    auto target = req.target();
+    out.append(method.data(), method.size());
+    out += ' ';
+    out.append(target.data(), target.size());
+    out.append(" HTTP/1.1\r\n");
+
+    const std::string conn = connection_tokens(req);
+    std::string_view host;
+    std::string via;
+    for (const auto& f : req) {
+        auto name = f.name_string();
+        std::string_view n(name.data(), name.size());
+        std::string_view v(f.value().data(), f.value().size());
+        switch (f.name()) {
+            case http::field::content_length:
+            case http::field::expect:  // 100-continue is answered by us
+                continue;
+            case http::field::host:
+                host = v;
+                break;
+            case http::field::via:
+                if (!via.empty()) via += ", ";
+                via.append(v);
+                continue;
+            default:
+                if (is_hop_by_hop(n, conn) || is_forwarded_header(n)) continue;
+        }
+        append_field(out, n, v);
+    }
+    if (host.empty()) {
+        append_field(out, "Host", ctx.default_host);
+    }
+    append_framing(out, framing, body_length);
+    append_field(out, "X-Forwarded-For", ctx.client_address);
+    append_field(out, "X-Forwarded-Proto", ctx.proto);
+    if (!host.empty()) append_field(out, "X-Forwarded-Host", host);
+    via += via.empty() ? "" : ", ";
+    via += req.version() == 10 ? "1.0 deepseek-gateway" : "1.1 deepseek-gateway";
+    append_field(out, "Via", via);
+    out.append("\r\n");
+}
+
+void build_client_response_head(const http::response_header<>& res, Framing framing,
+                                std::uint64_t body_length, bool keep_alive,
+                                unsigned client_version, std::string& out) {
+    out.append("HTTP/1.1 ");
+    out.append(std::to_string(res.result_int()));
+    out += ' ';
+    auto reason = res.reason();
+    if (reason.empty()) reason = http::obsolete_reason(res.result());
+    out.append(reason.data(), reason.size());
+    out.append("\r\n");
+
+    const std::string conn = connection_tokens(res);
+    for (const auto& f : res) {
+        auto name = f.name_string();
+        std::string_view n(name.data(), name.size());
+        // Without a body (HEAD, 304) the upstream's Content-Length describes
+        // the body it would have sent, and is passed on as it is.
+        if (f.name() == http::field::content_length && framing != Framing::none) continue;
+        if (is_hop_by_hop(n, conn)) continue;
+        append_field(out, n, std::string_view(f.value().data(), f.value().size()));
+    }
+    append_framing(out, framing, body_length);
+    if (!keep_alive)
+        out.append("Connection: close\r\n");
+    else if (client_version == 10)
+        out.append("Connection: keep-alive\r\n");
+    out.append("\r\n");
+}
+
+}  // namespace dsgw::proxy

@@ -1,0 +1,862 @@
+// One client connection, from the first byte of its first request to close.
+//
+// The flow of one request, in the order the data moves:
+//   read_request_head()    client -> parser; limits (431/413), smuggling shapes (400)
+//   send_upstream_request() pick a server, take a pooled connection or connect,
+//                          write the rewritten head and the body bytes already
+//                          buffered in one write; retried on another server only
+//                          when the request cannot have reached an upstream
+//   stream_request_body()  the rest of the body, piece by piece
+//   relay_response()       upstream head -> rewritten head -> client, then each
+//                          body piece as soon as it is read (SSE tokens are not
+//                          held back), with back-pressure from the client
+//   finish_exchange()      pool the upstream connection if it is clean, log
+//
+// Deadlines are per operation (one timer per session, re-armed before each
+// step): header_timeout, client_idle, connect, first_byte, idle between chunks.
+// While the response is awaited and relayed, the client socket is watched: a
+// client that hangs up closes the upstream connection at once, so the
+// inference server stops generating.
+//
+// GCC 12 miscompiles `if (!co_await f())` (the resumed frame is garbage): bind
+// the awaited value to a local first, as done throughout this file.
+
+#include "deepseek_gateway/proxy/session.hpp"
+
+#include "deepseek_gateway/app/worker.hpp"
+#include "deepseek_gateway/net/listener.hpp"
+#include "deepseek_gateway/proxy/errors.hpp"
+#include "deepseek_gateway/proxy/forward.hpp"
+#include "relay_parser.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+#include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
+
+#include <cerrno>
+#include <chrono>
+#include <optional>
+
+namespace dsgw::proxy {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
+using error_code = boost::system::error_code;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+constexpr std::size_t kMinRead = 4096;
+constexpr std::size_t kMaxRead = 64 * 1024;
+constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
+constexpr std::string_view kLastChunk = "0\r\n\r\n";
+constexpr std::string_view kCrlf = "\r\n";
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
+
+// Reads into `buf`, growing the read size while reads fill it.
+auto read_some_into(tcp::socket& s, beast::flat_buffer& buf, std::size_t& read_size) {
+    return s.async_read_some(buf.prepare(read_size), nothrow);
+}
+
+void adapt_read_size(std::size_t n, std::size_t& read_size) {
+    if (n == read_size && read_size < kMaxRead) read_size *= 2;
+}
+
+class ClientSession final : public std::enable_shared_from_this<ClientSession>,
+                            public app::DrainTarget {
+public:
+    ClientSession(app::Worker& worker, net::Listener& listener, tcp::socket socket,
+                  access::Decision decision)
+        : worker_(worker),
+          listener_(listener),
+          client_(std::move(socket)),
+          timer_(worker.io()),
+          decision_(decision) {
+        error_code ec;
+        auto peer = client_.remote_endpoint(ec);
+        client_ip_ = access::normalize(peer.address());
+        client_ip_text_ = client_ip_.to_string();
+        client_.set_option(tcp::no_delay(true), ec);
+        worker_.session_started();
+        worker_.add_session(this);
+    }
+
+    ~ClientSession() override {
+        worker_.remove_session(this);
+        listener_.connection_closed();
+        worker_.session_ended();
+    }
+
+    asio::awaitable<void> run() {
+        co_await serve();
+        close_client();
+    }
+
+    void on_drain() override {
+        if (!in_request_) {
+            error_code ec;
+            client_.cancel(ec);
+        }
+    }
+
+private:
+    enum class Phase {
+        none,
+        request_head,    // header_timeout
+        keepalive_idle,  // client_idle, waiting for the next request
+        request_body,    // client_idle between body pieces
+        client_write,    // client_idle while the client does not read
+        connect,         // upstream connect
+        upstream_write,  // upstream idle while it does not read
+        first_byte,      // upstream first_byte
+        response_body,   // upstream idle between chunks
+    };
+
+    static bool is_client_phase(Phase p) {
+        return p == Phase::request_head || p == Phase::keepalive_idle ||
+               p == Phase::request_body || p == Phase::client_write;
+    }
+
+    // ---- deadlines ------------------------------------------------------
+
+    void arm(Phase p, Clock::duration d) {
+        phase_ = p;
+        timed_out_ = Phase::none;
+        deadline_ = Clock::now() + d;
+        // A pending wait that ends sooner re-checks the deadline when it
+        // fires; only an earlier deadline needs the timer moved.
+        if (timer_waiting_ && timer_.expiry() <= deadline_) return;
+        timer_.expires_at(deadline_);
+        start_timer_wait();
+    }
+
+    void disarm() {
+        phase_ = Phase::none;
+        deadline_ = Clock::time_point::max();
+    }
+
+    bool timed_out(Phase p) const { return timed_out_ == p; }
+
+    void start_timer_wait() {
+        timer_waiting_ = true;
+        ++timer_gen_;
+        timer_.async_wait([self = shared_from_this(), gen = timer_gen_](error_code ec) {
+            if (gen != self->timer_gen_) return;  // superseded by a re-arm
+            self->timer_waiting_ = false;
+            if (ec || self->closed_) return;
+            self->on_timer();
+        });
+    }
+
+    void on_timer() {
+        if (deadline_ == Clock::time_point::max()) return;
+        if (Clock::now() < deadline_) {
+            timer_.expires_at(deadline_);
+            start_timer_wait();
+            return;
+        }
+        timed_out_ = phase_;
+        deadline_ = Clock::time_point::max();
+        error_code ec;
+        if (is_client_phase(phase_)) {
+            client_.cancel(ec);
+        } else if (conn_) {
+            conn_->socket.cancel(ec);
+        }
+    }
+
+    // ---- client watch ---------------------------------------------------
+
+    void watch_client() {
+        watching_ = true;
+        ++watch_gen_;
+        client_.async_wait(tcp::socket::wait_read,
+                           [self = shared_from_this(), gen = watch_gen_](error_code ec) {
+                               if (ec || gen != self->watch_gen_ || !self->watching_) return;
+                               self->on_client_readable();
+                           });
+    }
+
+    void stop_watch() {
+        // The pending wait, if any, completes later and is ignored.
+        watching_ = false;
+        ++watch_gen_;
+    }
+
+    void on_client_readable() {
+        char c;
+        auto r = ::recv(client_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (r > 0) return;  // a pipelined request: read after this response
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+            watch_client();
+            return;
+        }
+        on_client_gone();
+    }
+
+    void on_client_gone() {
+        client_gone_ = true;
+        keep_alive_ = false;
+        error_code ec;
+        if (conn_) conn_->socket.close(ec);  // the inference server stops now
+        client_.cancel(ec);
+    }
+
+    // ---- the connection loop --------------------------------------------
+
+    const config::Config& cfg() const { return *rt_->config; }
+
+    bool refresh_runtime() {
+        const auto& current = worker_.runtime();
+        if (current == rt_ && lc_) return true;
+        rt_ = current;
+        lc_ = nullptr;
+        for (const auto& l : rt_->config->listeners)
+            if (l.name == listener_.name()) lc_ = &l;
+        return lc_ != nullptr;
+    }
+
+    asio::awaitable<void> serve() {
+        while (!closed_) {
+            if (!refresh_runtime()) co_return;
+            const bool got = co_await read_request_head();
+            if (!got) co_return;
+            in_request_ = true;
+            co_await handle_request();
+            in_request_ = false;
+            if (!keep_alive_ || client_gone_ || worker_.draining()) co_return;
+        }
+    }
+
+    void reset_request_state() {
+        keep_alive_ = true;
+        response_started_ = false;
+        status_ = 0;
+        bytes_in_ = 0;
+        bytes_out_ = 0;
+        first_byte_ms_ = -1;
+        server_name_ = {};
+        res_.reset();
+    }
+
+    // Reads and parses a request head. Returns false when the connection is
+    // to be closed (an error response, if one was due, has been sent).
+    asio::awaitable<bool> read_request_head() {
+        reset_request_state();
+        const auto& limits = cfg().limits;
+        req_.emplace();
+        req_->header_limit(static_cast<std::uint32_t>(
+            std::min<std::uint64_t>(limits.max_header_bytes, UINT32_MAX)));
+        req_->body_limit(limits.max_request_body);
+        req_->eager(false);
+
+        const bool first = requests_ == 0;
+        if (client_buf_.size() > 0 || first)
+            arm(Phase::request_head, limits.header_timeout);
+        else
+            arm(Phase::keepalive_idle, limits.client_idle);
+        bool got_bytes = client_buf_.size() > 0;
+
+        for (;;) {
+            error_code ec;
+            auto used = parse_buffered(*req_, client_buf_, ec);
+            client_buf_.consume(used);
+            bytes_in_ += used;
+            if (ec) {
+                disarm();
+                co_await reject_request(ec);
+                co_return false;
+            }
+            if (req_->is_header_done()) break;
+            if (worker_.draining() && !got_bytes) co_return false;
+
+            auto [rec, n] = co_await read_some_into(client_, client_buf_, client_read_size_);
+            if (rec) {
+                bool head_timeout = timed_out(Phase::request_head);
+                disarm();
+                if (head_timeout && got_bytes && !client_gone_)
+                    co_await send_error(408, "request head not received in time", true);
+                co_return false;
+            }
+            client_buf_.commit(n);
+            adapt_read_size(n, client_read_size_);
+            if (!got_bytes) {
+                got_bytes = true;
+                if (phase_ == Phase::keepalive_idle)
+                    arm(Phase::request_head, limits.header_timeout);
+            }
+        }
+        disarm();
+        ++requests_;
+        started_ = Clock::now();
+        started_wall_ = std::chrono::system_clock::now();
+        co_return true;
+    }
+
+    asio::awaitable<void> reject_request(error_code ec) {
+        if (ec == http::error::header_limit)
+            co_await send_error(431, "request header fields too large", true);
+        else if (ec == http::error::body_limit)
+            co_await send_error(413, "request body too large", true);
+        else
+            co_await send_error(400, "malformed request: " + ec.message(), true);
+        log_request();
+    }
+
+    // Smuggling shapes Beast does not already refuse: a transfer coding other
+    // than exactly "chunked", or Transfer-Encoding given twice.
+    std::optional<std::string> check_request_shape() const {
+        const auto& h = req_->head();
+        int te_count = 0;
+        for (const auto& f : h) {
+            if (f.name() != http::field::transfer_encoding) continue;
+            ++te_count;
+            auto v = f.value();
+            while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+            while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+            if (!beast::iequals(v, "chunked")) return "unsupported transfer coding";
+        }
+        if (te_count > 1) return "repeated Transfer-Encoding";
+        if (h.version() >= 11 && h.count(http::field::host) != 1)
+            return "HTTP/1.1 request needs exactly one Host header";
+        if (h.method() == http::verb::connect) return "CONNECT is not supported";
+        return std::nullopt;
+    }
+
+    asio::awaitable<void> handle_request() {
+        if (auto bad = check_request_shape()) {
+            co_await send_error(400, *bad, true);
+            log_request();
+            co_return;
+        }
+        if (decision_ != access::Decision::allowed) {
+            co_await send_error(403, "access denied", true);
+            log_request();
+            co_return;
+        }
+        keep_alive_ = req_->keep_alive();
+        upstream_ = rt_->upstreams[lc_->upstream_index].get();
+
+        const auto& head = req_->head();
+        if (req_->chunked())
+            req_framing_ = Framing::chunked;
+        else if (req_->content_length())
+            req_framing_ = Framing::content_length;
+        else
+            req_framing_ = Framing::none;
+
+        if (!req_->is_done() && head.version() >= 11) {
+            auto expect = head[http::field::expect];
+            if (beast::iequals(expect, "100-continue")) {
+                static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+                auto [ec, n] = co_await asio::async_write(client_, asio::buffer(kContinue), nothrow);
+                if (ec) co_return;
+            }
+        }
+
+        head_out_.clear();
+        ForwardContext fctx{client_ip_text_, "http", sv(head[http::field::host])};
+        std::string default_host;
+        if (fctx.default_host.empty()) {
+            default_host = upstream_->servers().empty() ? "" : upstream_->servers()[0]->name();
+            fctx.default_host = default_host;
+        }
+        build_upstream_request_head(head, fctx, req_framing_,
+                                    req_->content_length().value_or(0), head_out_);
+
+        // Body bytes that came with the head go out in the same write.
+        req_->eager(true);
+        req_->clear_pieces();
+        error_code ec;
+        pending_consume_ = parse_buffered(*req_, client_buf_, ec);
+        if (ec) {
+            co_await reject_request(ec);
+            co_return;
+        }
+
+        const bool sent = co_await send_upstream_request();
+        // The body bytes that went with the head (or that a 502/503 answered).
+        client_buf_.consume(pending_consume_);
+        bytes_in_ += pending_consume_;
+        pending_consume_ = 0;
+        if (!sent) {
+            finish_exchange(false);
+            co_return;
+        }
+
+        const bool body_sent = co_await stream_request_body();
+        if (!body_sent) {
+            finish_exchange(false);
+            co_return;
+        }
+        bool clean = co_await relay_response();
+        finish_exchange(clean);
+    }
+
+    // ---- upstream side --------------------------------------------------
+
+    // Appends the framed body pieces the request parser holds to iov_.
+    void frame_pieces(Framing framing, bool last, const std::vector<asio::const_buffer>& pieces,
+                      std::size_t bytes) {
+        if (framing == Framing::chunked) {
+            if (bytes > 0) {
+                auto n = std::snprintf(chunk_line_, sizeof chunk_line_, "%zx\r\n", bytes);
+                iov_.emplace_back(chunk_line_, static_cast<std::size_t>(n));
+                iov_.insert(iov_.end(), pieces.begin(), pieces.end());
+                iov_.emplace_back(kCrlf.data(), kCrlf.size());
+            }
+            if (last) iov_.emplace_back(kLastChunk.data(), kLastChunk.size());
+        } else if (framing != Framing::none) {
+            iov_.insert(iov_.end(), pieces.begin(), pieces.end());
+        }
+    }
+
+    asio::awaitable<error_code> write_upstream(bool with_head) {
+        iov_.clear();
+        if (with_head) iov_.emplace_back(head_out_.data(), head_out_.size());
+        frame_pieces(req_framing_, req_->is_done(), req_->pieces(), req_->piece_bytes());
+        if (iov_.empty()) co_return error_code{};
+        arm(Phase::upstream_write, upstream_->config().timeouts.idle);
+        auto [ec, n] = co_await asio::async_write(conn_->socket, iov_, nothrow);
+        disarm();
+        co_return ec;
+    }
+
+    void note_upstream_failure(const char* what, const error_code& ec) {
+        spdlog::warn("upstream {} server {}: {}: {}", upstream_->name(),
+                     lease_ ? lease_->name() : std::string("-"), what, ec.message());
+    }
+
+    // Picks a server and delivers the request head (and the body bytes at
+    // hand). Returns false when the exchange is over (an error was sent, or
+    // the client left).
+    asio::awaitable<bool> send_upstream_request() {
+        const auto& ucfg = upstream_->config();
+        const upstream::UpstreamServer* failed = nullptr;
+        unsigned attempts = 0;
+        for (;;) {
+            balancer::PickContext ctx{client_ip_, failed, Clock::now()};
+            lease_ = upstream::ServerLease(upstream_->balancer().pick(ctx));
+            if (!lease_) {
+                if (attempts == 0)
+                    co_await send_error(503, "no upstream server available", !req_->is_done());
+                else
+                    co_await send_error(last_error_status_, last_error_message_, !req_->is_done());
+                co_return false;
+            }
+            auto* server = lease_.get();
+            server_name_ = server->name();
+            conn_ = worker_.pool().take(server);
+            const bool reused = conn_ != nullptr;
+            if (!conn_) {
+                conn_ = std::make_shared<upstream::UpstreamConnection>(worker_.io(), server);
+                arm(Phase::connect, ucfg.timeouts.connect);
+                auto [ec] = co_await conn_->socket.async_connect(server->endpoint(), nothrow);
+                const bool timeout = timed_out(Phase::connect);
+                disarm();
+                if (client_gone_) co_return false;
+                if (ec) {
+                    bool was_usable = server->usable();
+                    server->on_connect_failure();
+                    if (was_usable)
+                        note_upstream_failure(timeout ? "connect timed out" : "connect failed", ec);
+                    conn_.reset();
+                    last_error_status_ = timeout ? 504 : 502;
+                    last_error_message_ = timeout ? "upstream connect timed out"
+                                                  : "upstream connect failed";
+                    if (attempts < ucfg.retries) {
+                        ++attempts;
+                        failed = server;
+                        lease_.release();
+                        continue;
+                    }
+                    co_await send_error(last_error_status_, last_error_message_,
+                                        !req_->is_done());
+                    co_return false;
+                }
+                server->on_connect_success();
+                error_code ignored;
+                conn_->socket.set_option(tcp::no_delay(true), ignored);
+            }
+            auto ec = co_await write_upstream(true);
+            if (client_gone_) co_return false;
+            if (ec) {
+                error_code ignored;
+                conn_->socket.close(ignored);
+                conn_.reset();
+                // A pooled connection the server had closed: the request
+                // never reached it, so another server may take it.
+                if (reused && attempts < ucfg.retries) {
+                    ++attempts;
+                    lease_.release();
+                    continue;
+                }
+                co_await send_error(502, "upstream failed while the request was sent", true);
+                co_return false;
+            }
+            ++conn_->requests;
+            req_->clear_pieces();
+            co_return true;
+        }
+    }
+
+    asio::awaitable<bool> stream_request_body() {
+        const auto& limits = cfg().limits;
+        while (!req_->is_done()) {
+            arm(Phase::request_body, limits.client_idle);
+            auto [rec, n] = co_await read_some_into(client_, client_buf_, client_read_size_);
+            const bool timeout = timed_out(Phase::request_body);
+            disarm();
+            if (rec) {
+                abort_upstream();
+                if (timeout) co_await send_error(408, "request body not received in time", true);
+                co_return false;
+            }
+            client_buf_.commit(n);
+            adapt_read_size(n, client_read_size_);
+            error_code ec;
+            req_->clear_pieces();
+            auto used = parse_buffered(*req_, client_buf_, ec);
+            if (ec) {
+                abort_upstream();
+                co_await reject_request(ec);
+                co_return false;
+            }
+            auto wec = co_await write_upstream(false);
+            client_buf_.consume(used);
+            bytes_in_ += used;
+            if (wec) {
+                abort_upstream();
+                if (!client_gone_)
+                    co_await send_error(502, "upstream failed while the request was sent", true);
+                co_return false;
+            }
+        }
+        req_->clear_pieces();
+        co_return true;
+    }
+
+    void abort_upstream() {
+        keep_alive_ = keep_alive_ && req_->is_done();
+        if (conn_) {
+            error_code ec;
+            conn_->socket.close(ec);
+            conn_.reset();
+        }
+    }
+
+    // ---- response -------------------------------------------------------
+
+    void new_response_parser() {
+        res_.emplace();
+        res_->header_limit(kUpstreamHeaderLimit);
+        res_->body_limit(boost::none);
+        res_->eager(false);
+        if (req_->head().method() == http::verb::head) res_->skip(true);
+    }
+
+    // Reads the upstream's response head. Returns false after answering the
+    // client with 502/504 (or when the client left).
+    asio::awaitable<bool> read_response_head() {
+        const auto& ucfg = upstream_->config();
+        const auto sent = Clock::now();
+        new_response_parser();
+        arm(Phase::first_byte, ucfg.timeouts.first_byte);
+        bool any_byte = conn_->buffer.size() > 0;
+        for (;;) {
+            error_code ec;
+            auto used = parse_buffered(*res_, conn_->buffer, ec);
+            conn_->buffer.consume(used);
+            if (ec) {
+                disarm();
+                note_upstream_failure("bad response", ec);
+                abort_upstream();
+                co_await send_error(502, "upstream sent an invalid response", !req_->is_done());
+                co_return false;
+            }
+            if (res_->is_header_done()) {
+                auto code = res_->head().result_int();
+                if (code >= 100 && code < 200 && code != 101) {
+                    new_response_parser();  // interim response: wait for the real one
+                    continue;
+                }
+                break;
+            }
+            auto [rec, n] = co_await read_some_into(conn_->socket, conn_->buffer, conn_->read_size);
+            if (rec) {
+                const bool timeout = timed_out(Phase::first_byte) || timed_out(Phase::response_body);
+                disarm();
+                if (client_gone_) co_return false;
+                abort_upstream();
+                if (timeout) {
+                    note_upstream_failure("no response in time", rec);
+                    co_await send_error(504, "upstream timed out before responding", false);
+                } else {
+                    note_upstream_failure(any_byte ? "response cut" : "closed before responding",
+                                          rec);
+                    co_await send_error(502, "upstream closed the connection before responding",
+                                        false);
+                }
+                co_return false;
+            }
+            if (!any_byte) {
+                any_byte = true;
+                first_byte_ms_ = ms_between(sent, Clock::now());
+                arm(Phase::response_body, ucfg.timeouts.idle);
+            }
+            conn_->buffer.commit(n);
+            adapt_read_size(n, conn_->read_size);
+        }
+        disarm();
+        if (res_->head().result_int() == 101) {
+            abort_upstream();
+            co_await send_error(502, "upstream tried to switch protocols", true);
+            co_return false;
+        }
+        co_return true;
+    }
+
+    Framing choose_response_framing() {
+        const auto code = res_->head().result_int();
+        if (req_->head().method() == http::verb::head || code == 204 || code == 304 ||
+            (code >= 100 && code < 200))
+            return Framing::none;
+        if (res_->content_length()) return Framing::content_length;
+        if (req_->head().version() >= 11) return Framing::chunked;
+        return Framing::close;
+    }
+
+    asio::awaitable<error_code> write_client() {
+        if (iov_.empty()) co_return error_code{};
+        arm(Phase::client_write, cfg().limits.client_idle);
+        auto [ec, n] = co_await asio::async_write(client_, iov_, nothrow);
+        disarm();
+        bytes_out_ += n;
+        co_return ec;
+    }
+
+    // Returns true when the exchange ended cleanly (the upstream connection
+    // may be reused).
+    asio::awaitable<bool> relay_response() {
+        watch_client();
+        const bool head_ok = co_await read_response_head();
+        if (!head_ok) {
+            stop_watch();
+            co_return false;
+        }
+        const auto framing = choose_response_framing();
+        if (framing == Framing::close) keep_alive_ = false;
+        if (worker_.draining()) keep_alive_ = false;
+        status_ = res_->head().result_int();
+        head_out_.clear();
+        build_client_response_head(res_->head(), framing, res_->content_length().value_or(0),
+                                   keep_alive_, req_->head().version(), head_out_);
+        if (framing == Framing::chunked || framing == Framing::close) {
+            // A long stream: keep no idle client buffer for its lifetime.
+            if (client_buf_.size() == 0) client_buf_.shrink_to_fit();
+        }
+
+        res_->eager(true);
+        bool with_head = true;
+        const auto idle = upstream_->config().timeouts.idle;
+        for (;;) {
+            res_->clear_pieces();
+            error_code ec;
+            auto used = parse_buffered(*res_, conn_->buffer, ec);
+            if (ec) {
+                note_upstream_failure("bad response body", ec);
+                break;
+            }
+            iov_.clear();
+            if (with_head) iov_.emplace_back(head_out_.data(), head_out_.size());
+            frame_pieces(framing, res_->is_done(), res_->pieces(), res_->piece_bytes());
+            auto wec = co_await write_client();
+            conn_->buffer.consume(used);
+            if (wec) {
+                on_client_gone();
+                break;
+            }
+            response_started_ = true;
+            with_head = false;
+            if (res_->is_done()) break;
+
+            arm(Phase::response_body, idle);
+            auto [rec, n] = co_await read_some_into(conn_->socket, conn_->buffer, conn_->read_size);
+            const bool timeout = timed_out(Phase::response_body);
+            disarm();
+            if (rec == asio::error::eof && res_->need_eof()) {
+                error_code eec;
+                res_->put_eof(eec);  // a close-delimited body ends here
+                continue;
+            }
+            if (rec) {
+                if (!client_gone_)
+                    note_upstream_failure(timeout ? "stream idle too long" : "stream cut", rec);
+                break;
+            }
+            conn_->buffer.commit(n);
+            adapt_read_size(n, conn_->read_size);
+        }
+        stop_watch();
+        if (!res_->is_done()) {
+            // The client saw a partial response: it must not take it as whole.
+            keep_alive_ = false;
+            abort_upstream();
+            co_return false;
+        }
+        co_return true;
+    }
+
+    void finish_exchange(bool clean) {
+        if (conn_) {
+            if (clean && res_ && res_->keep_alive() && req_->is_done())
+                worker_.pool().put(std::move(conn_), upstream_->config().keepalive);
+            else {
+                error_code ec;
+                conn_->socket.close(ec);
+            }
+            conn_.reset();
+        }
+        lease_.release();
+        if (client_gone_ && status_ == 0) status_ = 499;
+        log_request();
+    }
+
+    // ---- responses of our own -------------------------------------------
+
+    asio::awaitable<void> send_error(unsigned status, std::string message, bool close) {
+        status_ = status;
+        if (response_started_ || client_gone_) {
+            keep_alive_ = false;
+            co_return;
+        }
+        if (close) keep_alive_ = false;
+        error_body_ = make_error_response(status, message, !keep_alive_);
+        iov_.clear();
+        iov_.emplace_back(error_body_.data(), error_body_.size());
+        auto ec = co_await write_client();
+        response_started_ = true;
+        if (ec) keep_alive_ = false;
+    }
+
+    void log_request() {
+        auto& log = worker_.access_log();
+        if (!log.enabled() || !req_) return;
+        const auto& h = req_->head();
+        log::AccessRecord r;
+        r.time = started_wall_;
+        r.listener = listener_.name();
+        r.client = client_ip_text_;
+        r.method = sv(h.method_string());
+        r.path = sv(h.target());
+        r.status = status_;
+        r.upstream = upstream_ ? std::string_view(upstream_->name()) : std::string_view();
+        r.server = server_name_;
+        r.bytes_in = bytes_in_;
+        r.bytes_out = bytes_out_;
+        r.duration_ms = ms_between(started_, Clock::now());
+        r.first_byte_ms = first_byte_ms_;
+        log.write(r);
+    }
+
+    void close_client() {
+        closed_ = true;
+        stop_watch();
+        error_code ec;
+        timer_.cancel();
+        client_.shutdown(tcp::socket::shutdown_send, ec);
+        client_.close(ec);
+    }
+
+    app::Worker& worker_;
+    net::Listener& listener_;
+    tcp::socket client_;
+    asio::steady_timer timer_;
+    access::Decision decision_;
+    boost::asio::ip::address client_ip_;
+    std::string client_ip_text_;
+
+    std::shared_ptr<const upstream::Runtime> rt_;
+    const config::ListenerConfig* lc_ = nullptr;
+    const upstream::Upstream* upstream_ = nullptr;
+
+    beast::flat_buffer client_buf_;
+    std::size_t client_read_size_ = kMinRead;
+    std::optional<RelayParser<true>> req_;
+    std::optional<RelayParser<false>> res_;
+    Framing req_framing_ = Framing::none;
+    std::size_t pending_consume_ = 0;
+
+    upstream::ServerLease lease_;
+    std::shared_ptr<upstream::UpstreamConnection> conn_;
+
+    std::string head_out_;
+    std::string error_body_;
+    std::vector<asio::const_buffer> iov_;
+    char chunk_line_[24];
+
+    // deadline state
+    Clock::time_point deadline_ = Clock::time_point::max();
+    Phase phase_ = Phase::none;
+    Phase timed_out_ = Phase::none;
+    bool timer_waiting_ = false;
+    std::uint64_t timer_gen_ = 0;
+
+    // client watch
+    bool watching_ = false;
+    std::uint64_t watch_gen_ = 0;
+
+    bool client_gone_ = false;
+    bool keep_alive_ = true;
+    bool in_request_ = false;
+    bool closed_ = false;
+    bool response_started_ = false;
+    std::uint64_t requests_ = 0;
+
+    // per request, for the access log
+    unsigned status_ = 0;
+    unsigned last_error_status_ = 502;
+    std::string last_error_message_;
+    std::uint64_t bytes_in_ = 0;
+    std::uint64_t bytes_out_ = 0;
+    double first_byte_ms_ = -1;
+    std::string_view server_name_;
+    Clock::time_point started_;
+    std::chrono::system_clock::time_point started_wall_;
+};
+
+}  // namespace
+
+void start_session(app::Worker& worker, net::Listener& listener, tcp::socket socket,
+                   access::Decision decision) {
+    auto session =
+        std::make_shared<ClientSession>(worker, listener, std::move(socket), decision);
+    // The completion handler owns the session until the coroutine ends.
+    auto* s = session.get();
+    asio::co_spawn(worker.io(), s->run(), [session = std::move(session)](std::exception_ptr e) {
+        if (e) {
+            try {
+                std::rethrow_exception(e);
+            } catch (const std::exception& ex) {
+                spdlog::error("session ended by an exception: {}", ex.what());
+            }
+        }
+    });
+}
+
+}  // namespace dsgw::proxy

@@ -1,0 +1,84 @@
+#include "deepseek_gateway/upstream/pool.hpp"
+
+#include <algorithm>
+
+namespace dsgw::upstream {
+
+std::shared_ptr<UpstreamConnection> UpstreamPool::take(const UpstreamServer* server) {
+    auto it = idle_.find(server);
+    if (it == idle_.end() || it->second.empty()) return nullptr;
+    auto conn = std::move(it->second.back());
+    it->second.pop_back();
+    ++conn->idle_generation;  // the pending watch, when it completes, is stale
+    boost::system::error_code ec;
+    conn->socket.cancel(ec);
+    return conn;
+}
+
+void UpstreamPool::put(std::shared_ptr<UpstreamConnection> conn, unsigned max_idle) {
+    if (max_idle == 0 || !conn->socket.is_open()) return;
+    auto& q = idle_[conn->server];
+    while (q.size() >= max_idle) {
+        auto old = std::move(q.front());
+        q.pop_front();
+        ++old->idle_generation;
+        boost::system::error_code ec;
+        old->socket.close(ec);
+    }
+    ++conn->idle_generation;
+    q.push_back(conn);
+    watch(q.back());
+}
+
+void UpstreamPool::watch(const std::shared_ptr<UpstreamConnection>& conn) {
+    conn->socket.async_wait(
+        boost::asio::socket_base::wait_read,
+        [this, conn, gen = conn->idle_generation](boost::system::error_code ec) {
+            if (ec == boost::asio::error::operation_aborted || conn->idle_generation != gen)
+                return;  // taken for a request, or replaced
+            // Readable while idle: the server closed it (or misbehaves).
+            evict(conn);
+        });
+}
+
+void UpstreamPool::evict(const std::shared_ptr<UpstreamConnection>& conn) {
+    auto it = idle_.find(conn->server);
+    if (it == idle_.end()) return;
+    auto& q = it->second;
+    auto pos = std::find(q.begin(), q.end(), conn);
+    if (pos == q.end()) return;
+    q.erase(pos);
+    ++conn->idle_generation;
+    ++evicted_;
+    boost::system::error_code ec;
+    conn->socket.close(ec);
+}
+
+void UpstreamPool::close_server(const UpstreamServer* server) {
+    auto it = idle_.find(server);
+    if (it == idle_.end()) return;
+    for (auto& c : it->second) {
+        ++c->idle_generation;
+        boost::system::error_code ec;
+        c->socket.close(ec);
+    }
+    idle_.erase(it);
+}
+
+void UpstreamPool::close_all() {
+    for (auto& [server, q] : idle_)
+        for (auto& c : q) {
+            ++c->idle_generation;
+            boost::system::error_code ec;
+            c->socket.close(ec);
+        }
+    idle_.clear();
+}
+
+std::size_t UpstreamPool::idle_count() const {
+    std::size_t n = 0;
+    for (const auto& [server, q] : idle_) n += q.size();
+    return n;
+}
+
+}  // namespace dsgw::upstream
