@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs a demo: three mock inference
+# servers on 127.0.0.1:9001-9003 behind the gateway on 127.0.0.1:8080
+# (config/demo.yaml). Ctrl-C stops everything.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+build_dir="${BUILD_DIR:-build}"
+gateway="$build_dir/deepseek-gateway"
+mock="$build_dir/tools/mock_server/deepseek-mock-server"
+
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+for i in 1 2 3; do
+  "$mock" --listen "127.0.0.1:900$i" --id "mock-$i" --tokens 12 --token-delay-ms 150 \
+    --first-token-delay-ms 300 >/dev/null &
+  pids+=($!)
+done
+
+"$gateway" --check-config --config config/demo.yaml
+"$gateway" --config config/demo.yaml &
+pids+=($!)
+
+for _ in $(seq 50); do
+  curl -s -o /dev/null http://127.0.0.1:8080/v1/models && break
+  sleep 0.1
+done
+
+cat <<'MSG'
+
+DeepSeek Gateway demo is running: gateway on http://127.0.0.1:8080, three mock
+inference servers behind it (round robin). Try, in another terminal:
+
+  # a plain completion (run it a few times: X-Mock-Server shows the balancing)
+  curl -si http://127.0.0.1:8080/v1/chat/completions \
+    -H 'Content-Type: application/json' \
+    -d '{"model":"deepseek-chat","messages":[{"role":"user","content":"Hello"}]}'
+
+  # a streaming completion: tokens arrive one by one, as they are generated
+  curl -sN http://127.0.0.1:8080/v1/chat/completions \
+    -H 'Content-Type: application/json' \
+    -d '{"model":"deepseek-chat","stream":true,"messages":[{"role":"user","content":"Hello"}]}'
+
+Access-log lines (JSON) appear below. Press Ctrl-C to stop.
+
+MSG
+wait
