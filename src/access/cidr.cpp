@@ -48,6 +48,14 @@ std::optional<std::string> CidrSet::add(std::string_view text) {
         if (net.network() != a.to_v6())
             return "address has bits set below the prefix; did you mean \"" +
                    net.canonical().to_string() + "\"? (got \"" + s + "\")";
+        // contains() unmaps ::ffff:a.b.c.d before matching, so a range written
+        // in the mapped form must be kept as the IPv4 range it denotes, or it
+        // would never match anything.
+        if (len >= 96 && net.network().is_v4_mapped()) {
+            v4_.emplace_back(ip::make_address_v4(ip::v4_mapped, net.network()),
+                             static_cast<unsigned short>(len - 96));
+            return std::nullopt;
+        }
         v6_.push_back(net);
     }
     return std::nullopt;

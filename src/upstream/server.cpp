@@ -1,0 +1,55 @@
+#include "deepseek_gateway/upstream/server.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace dsgw::upstream {
+
+namespace {
+
+// 1s, 2s, 4s ... capped: 2^5 s = 32 s is already past the cap, so the shift
+// never needs more than five bits whatever the failure count.
+constexpr std::chrono::nanoseconds kFirstBackoff = std::chrono::seconds(1);
+constexpr std::chrono::nanoseconds kMaxBackoff = std::chrono::seconds(30);
+
+std::int64_t ticks(Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+}
+
+std::chrono::nanoseconds backoff_for(std::uint32_t failures) {
+    auto shift = std::min<std::uint32_t>(failures - 1, 5);
+    return std::min(kFirstBackoff * (1 << shift), kMaxBackoff);
+}
+
+}  // namespace
+
+// A weight of 0 would make a server unreachable by round_robin and ip_hash and
+// divide-by-zero-like in least_conn; configuration rejects it, this is a guard.
+UpstreamServer::UpstreamServer(std::string name, boost::asio::ip::tcp::endpoint endpoint,
+                               unsigned weight)
+    : name_(std::move(name)), endpoint_(endpoint), weight_(std::max(weight, 1u)) {}
+
+bool UpstreamServer::usable(Clock::time_point now) const {
+    return ticks(now) >= blocked_until_ns_.load(std::memory_order_relaxed);
+}
+
+void UpstreamServer::on_connect_failure(Clock::time_point now) {
+    // Connects that were already under way when the server got blocked fail
+    // too; they say nothing new, so they do not lengthen the backoff. Only a
+    // failure seen after the block has expired counts as the next one.
+    if (!usable(now)) return;
+    auto failures = consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
+    auto until = ticks(now + backoff_for(failures));
+    // Two workers failing at once: keep the later deadline.
+    auto cur = blocked_until_ns_.load(std::memory_order_relaxed);
+    while (cur < until &&
+           !blocked_until_ns_.compare_exchange_weak(cur, until, std::memory_order_relaxed)) {
+    }
+}
+
+void UpstreamServer::on_connect_success() {
+    consecutive_failures_.store(0, std::memory_order_relaxed);
+    blocked_until_ns_.store(0, std::memory_order_relaxed);
+}
+
+}  // namespace dsgw::upstream
