@@ -93,6 +93,8 @@ void build_upstream_request_head(const http::request_header<>& req, const Forwar
             case http::field::expect:  // 100-continue is answered by us
                 continue;
             case http::field::host:
+                // An empty Host means "no authority": we send our own, once.
+                if (v.empty()) continue;
                 host = v;
                 break;
             case http::field::via:

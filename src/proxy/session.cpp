@@ -332,8 +332,9 @@ private:
             if (!beast::iequals(v, "chunked")) return "unsupported transfer coding";
         }
         if (te_count > 1) return "repeated Transfer-Encoding";
-        if (h.version() >= 11 && h.count(http::field::host) != 1)
-            return "HTTP/1.1 request needs exactly one Host header";
+        const auto hosts = h.count(http::field::host);
+        if (hosts > 1) return "more than one Host header";
+        if (h.version() >= 11 && hosts != 1) return "HTTP/1.1 request needs a Host header";
         if (h.method() == http::verb::connect) return "CONNECT is not supported";
         return std::nullopt;
     }

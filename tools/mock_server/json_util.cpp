@@ -1,0 +1,176 @@
+#include "json_util.hpp"
+
+namespace mock {
+
+void append_json_escaped(std::string& out, std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20 || c >= 0x7f) {
+          char u[6] = {'\\', 'u', '0', '0', kHex[c >> 4], kHex[c & 15]};
+          out.append(u, 6);
+        } else {
+          out += ch;
+        }
+    }
+  }
+}
+
+namespace {
+
+struct Scanner {
+  const char* p;
+  const char* end;
+  int depth_budget = 512;
+
+  void ws() {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')) ++p;
+  }
+  // At '"': skip the string; on success sets [b, e) to its raw contents.
+  bool string(const char*& b, const char*& e) {
+    if (p >= end || *p != '"') return false;
+    ++p;
+    b = p;
+    while (p < end) {
+      char c = *p;
+      if (c == '"') {
+        e = p;
+        ++p;
+        return true;
+      }
+      if (c == '\\') {
+        if (++p >= end) return false;
+      } else if (static_cast<unsigned char>(c) < 0x20) {
+        return false;
+      }
+      ++p;
+    }
+    return false;
+  }
+  bool literal(std::string_view word) {
+    if (static_cast<std::size_t>(end - p) < word.size() ||
+        std::string_view(p, word.size()) != word)
+      return false;
+    p += word.size();
+    return true;
+  }
+  bool number() {
+    const char* b = p;
+    if (p < end && *p == '-') ++p;
+    while (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E' ||
+                       *p == '+' || *p == '-'))
+      ++p;
+    return p > b && !(p == b + 1 && *b == '-');
+  }
+  bool value() {
+    ws();
+    if (p >= end) return false;
+    const char* b;
+    const char* e;
+    switch (*p) {
+      case '"': return string(b, e);
+      case '{': return object(nullptr);
+      case '[': return array();
+      case 't': return literal("true");
+      case 'f': return literal("false");
+      case 'n': return literal("null");
+      default: return number();
+    }
+  }
+  bool array() {
+    if (--depth_budget < 0) return false;
+    ++p;  // '['
+    ws();
+    if (p < end && *p == ']') {
+      ++p;
+      ++depth_budget;
+      return true;
+    }
+    for (;;) {
+      if (!value()) return false;
+      ws();
+      if (p >= end) return false;
+      if (*p == ',') {
+        ++p;
+        continue;
+      }
+      if (*p == ']') {
+        ++p;
+        ++depth_budget;
+        return true;
+      }
+      return false;
+    }
+  }
+  // out != nullptr only for the top-level object.
+  bool object(CompletionFields* out) {
+    if (--depth_budget < 0) return false;
+    ++p;  // '{'
+    ws();
+    if (p < end && *p == '}') {
+      ++p;
+      ++depth_budget;
+      return true;
+    }
+    for (;;) {
+      ws();
+      const char* kb;
+      const char* ke;
+      if (!string(kb, ke)) return false;
+      ws();
+      if (p >= end || *p != ':') return false;
+      ++p;
+      ws();
+      std::string_view key(kb, static_cast<std::size_t>(ke - kb));
+      if (out && key == "stream" && p < end && (*p == 't' || *p == 'f')) {
+        if (literal("true")) {
+          out->stream = true;
+        } else if (literal("false")) {
+          out->stream = false;
+        } else {
+          return false;
+        }
+      } else if (out && key == "model" && p < end && *p == '"') {
+        const char* vb;
+        const char* ve;
+        if (!string(vb, ve)) return false;
+        out->model = std::string_view(vb, static_cast<std::size_t>(ve - vb));
+      } else if (!value()) {
+        return false;
+      }
+      ws();
+      if (p >= end) return false;
+      if (*p == ',') {
+        ++p;
+        continue;
+      }
+      if (*p == '}') {
+        ++p;
+        ++depth_budget;
+        return true;
+      }
+      return false;
+    }
+  }
+};
+
+}  // namespace
+
+bool scan_completion_request(std::string_view body, CompletionFields& out) {
+  Scanner s{body.data(), body.data() + body.size()};
+  s.ws();
+  if (s.p == s.end) return true;
+  if (*s.p != '{') return false;
+  if (!s.object(&out)) return false;
+  s.ws();
+  return s.p == s.end;
+}
+
+}  // namespace mock

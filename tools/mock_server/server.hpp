@@ -1,0 +1,52 @@
+// The mock inference server: per-connection HTTP/1.1 sessions.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/ip/tcp.hpp>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "options.hpp"
+#include "stats.hpp"
+
+namespace mock {
+
+class Server {
+ public:
+  Server(const Options& opt, std::string id);
+
+  // Serve one accepted connection until it closes.
+  boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket sock);
+
+  const Options& options() const { return opt_; }
+  const std::string& id() const { return id_; }
+  Stats& stats() { return stats_; }
+
+  void log(std::string_view msg) const;
+
+  // "tok0 tok1 ... " for the default token count, or built into scratch.
+  std::string_view content_for(std::uint32_t tokens, std::string& scratch) const;
+
+  const std::string& health_response() const { return health_response_; }
+  const std::string& models_response() const { return models_response_; }
+  const std::string& health_body() const { return health_body_; }
+  const std::string& models_body() const { return models_body_; }
+  const std::string& id_json() const { return id_json_; }
+
+ private:
+  Options opt_;
+  std::string id_;
+  std::string id_json_;  // id, JSON-escaped
+  Stats stats_;
+  std::string default_content_;
+  std::string health_body_;
+  std::string models_body_;
+  std::string health_response_;  // whole HTTP/1.1 keep-alive response
+  std::string models_response_;
+};
+
+void build_content(std::string& out, std::uint32_t tokens);
+
+}  // namespace mock
