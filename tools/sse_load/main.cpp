@@ -161,10 +161,11 @@ int main(int argc, char** argv) {
     Stats st;
     for (int i = 0; i < o.streams; ++i) asio::co_spawn(io, one_stream(o, ep, i, st), asio::detached);
     bool signalled = false;
+    auto timer = std::make_shared<asio::steady_timer>(io);
+    std::function<void()> poll;  // outlives io.run(): the timer calls it
     if (!o.hold_file.empty()) {
         // Poll: once every stream has its first event, say so.
-        auto timer = std::make_shared<asio::steady_timer>(io);
-        std::function<void()> poll = [&, timer] {
+        poll = [&, timer] {
             if (!signalled && st.first_events + st.failed >= o.streams) {
                 signalled = true;
                 std::ofstream(o.hold_file) << "open\n";
