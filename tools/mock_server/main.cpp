@@ -90,9 +90,15 @@ int main(int argc, char** argv) {
                  ec.message().c_str());
     return 3;
   }
+  std::string tls_error;
+  auto tls = mock::make_tls_context(opt, tls_error);
+  if (!tls_error.empty()) {
+    std::fprintf(stderr, "deepseek-mock-server: %s\n", tls_error.c_str());
+    return 3;
+  }
   auto bound = acceptor.local_endpoint();
   std::string id = opt.id.empty() ? std::to_string(bound.port()) : opt.id;
-  mock::Server server(opt, id);
+  mock::Server server(opt, id, tls.get());
 
   std::string host = bound.address().to_string();
   if (bound.address().is_v6()) host = "[" + host + "]";

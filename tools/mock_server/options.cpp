@@ -11,6 +11,7 @@ constexpr std::string_view kUsage =
     "         [--tokens N] [--token-delay-ms N] [--first-token-delay-ms N]\n"
     "         [--fail-status CODE] [--close-after-tokens N] [--hang]\n"
     "         [--response-bytes N] [--quiet]\n"
+    "         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "  --listen HOST:PORT        address to bind (default 127.0.0.1:0); IPv6 as [::1]:0\n"
     "  --id NAME                 server id in X-Mock-Server and in JSON (default: the port)\n"
     "  --threads N               event-loop threads (default 1)\n"
@@ -22,6 +23,9 @@ constexpr std::string_view kUsage =
     "  --hang                    read requests but never answer them\n"
     "  --response-bytes N        pad non-streaming completion JSON to about N bytes\n"
     "  --quiet                   no log lines on stderr\n"
+    "  --tls-cert FILE           serve HTTPS with this PEM certificate (chain); needs --tls-key\n"
+    "  --tls-key FILE            PEM private key of --tls-cert\n"
+    "  --tls-client-ca FILE      require a client certificate signed by a CA in FILE\n"
     "Per-request overrides: X-Mock-Tokens, X-Mock-Token-Delay-Ms,\n"
     "X-Mock-First-Token-Delay-Ms, X-Mock-Fail-Status, X-Mock-Close-After-Tokens, X-Mock-Hang: 1\n";
 
@@ -150,6 +154,11 @@ ParseResult parse_options(int argc, char** argv) {
     } else if (flag("--response-bytes")) {
       if (!number(0, kMaxResponseBytes, n, err)) return bad(err);
       o.response_bytes = n;
+    } else if (flag("--tls-cert") || flag("--tls-key") || flag("--tls-client-ca")) {
+      std::string_view v;
+      if (!take(v) || v.empty()) return bad(std::string(arg) + ": missing value");
+      (flag("--tls-cert") ? o.tls_cert : flag("--tls-key") ? o.tls_key : o.tls_client_ca) =
+          std::string(v);
     } else if (flag("--hang") && !has_inline) {
       o.hang = true;
     } else if (flag("--quiet") && !has_inline) {
@@ -158,6 +167,10 @@ ParseResult parse_options(int argc, char** argv) {
       return bad("unknown argument \"" + std::string(argv[i]) + "\"");
     }
   }
+  if (o.tls_cert.empty() != o.tls_key.empty())
+    return bad("--tls-cert and --tls-key go together");
+  if (!o.tls_client_ca.empty() && o.tls_cert.empty())
+    return bad("--tls-client-ca needs --tls-cert and --tls-key");
   r.options = std::move(o);
   return r;
 }

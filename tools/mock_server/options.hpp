@@ -22,6 +22,10 @@ struct Options {
   bool hang = false;
   std::uint64_t response_bytes = 0;        // 0: natural size
   bool quiet = false;
+  // HTTPS on the listen address when both are set (PEM files).
+  std::string tls_cert;
+  std::string tls_key;
+  std::string tls_client_ca;               // require client certificates signed by it
 };
 
 // Outcome of parsing argv: either options, or a message and an exit code

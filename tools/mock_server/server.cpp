@@ -3,6 +3,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -18,6 +19,12 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
+#include <type_traits>
+#include <variant>
+
+#include <openssl/bio.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 
 #include "json_util.hpp"
 
@@ -39,6 +46,22 @@ constexpr std::size_t kScratchSize = 64 * 1024;           // echo / discard buff
 constexpr std::size_t kPipelineCap = 1u << 20;            // bytes buffered while answering
 constexpr std::size_t kKeepCapacity = 1u << 20;           // shrink buffers above this
 constexpr std::string_view kDefaultModel = "deepseek-mock";
+constexpr auto kTlsHandshakeTimeout = std::chrono::seconds(10);
+constexpr auto kTlsShutdownWait = std::chrono::milliseconds(500);
+
+// The verified client certificate's subject (RFC 2253), or "".
+std::string peer_subject(SSL* ssl) {
+  X509* cert = SSL_get0_peer_certificate(ssl);
+  if (!cert) return {};
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return {};
+  X509_NAME_print_ex(bio, X509_get_subject_name(cert), 0, XN_FLAG_RFC2253);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<std::size_t>(len > 0 ? len : 0));
+  BIO_free(bio);
+  return out;
+}
 
 using Parser = http::request_parser<http::buffer_body>;
 
@@ -124,9 +147,14 @@ bool is_http_error(const boost::system::error_code& ec) {
 
 thread_local std::uint64_t t_response_counter = 0;
 
+// One connection; Stream is tcp::socket or ssl::stream<tcp::socket> (after its
+// handshake).
+template <class Stream>
 class Session {
+  static constexpr bool kTls = !std::is_same_v<Stream, tcp::socket>;
+
  public:
-  Session(Server& server, tcp::socket sock)
+  Session(Server& server, Stream sock)
       : srv_(server), stats_(server.stats()), sock_(std::move(sock)), timer_(sock_.get_executor()) {}
 
   asio::awaitable<void> run();
@@ -292,6 +320,59 @@ class Session {
     peer_closed_ = write_failed_ = abort_close_ = cancel_recorded_ = false;
   }
 
+  // End of the connection. A clean end sends a TLS close_notify (waiting a
+  // moment for the peer's) and a FIN; an abort (--close-after-tokens, a peer
+  // that left, a failed write) just closes, so a TLS peer sees the stream cut.
+  asio::awaitable<void> close_stream() {
+    boost::system::error_code ignored;
+    const bool graceful = !abort_close_ && !peer_closed_ && !write_failed_;
+    if constexpr (kTls) {
+      if (graceful) {
+        timer_.expires_after(kTlsShutdownWait);
+        try {
+          co_await (sock_.async_shutdown(tok) || timer_.async_wait(tok));
+        } catch (const std::exception&) {
+        }
+      }
+    }
+    auto& s = sock_.lowest_layer();
+    if (graceful) s.shutdown(tcp::socket::shutdown_send, ignored);
+    s.close(ignored);
+  }
+
+  void append_tls_echo(std::string& b) {
+    if constexpr (kTls) {
+      SSL* ssl = sock_.native_handle();
+      b += ",\"tls\":{\"version\":\"";
+      b += SSL_get_version(ssl);
+      b += "\",\"cipher\":\"";
+      b += SSL_get_cipher_name(ssl);
+      b += "\",\"sni\":";
+      const char* sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+      if (sni) {
+        b += '"';
+        append_json_escaped(b, sni);
+        b += '"';
+      } else {
+        b += "null";
+      }
+      b += ",\"client_subject\":";
+      std::string subject = peer_subject(ssl);
+      if (!subject.empty()) {
+        b += '"';
+        append_json_escaped(b, subject);
+        b += '"';
+      } else {
+        b += "null";
+      }
+      b += ",\"session_reused\":";
+      b += SSL_session_reused(ssl) ? "true" : "false";
+      b += '}';
+    } else {
+      (void)b;
+    }
+  }
+
   // ---- endpoints ----
   asio::awaitable<bool> hang() {
     begin_response();
@@ -311,7 +392,7 @@ class Session {
 
   Server& srv_;
   Stats& stats_;
-  tcp::socket sock_;
+  Stream sock_;
   asio::steady_timer timer_;
   beast::flat_buffer buf_;
   std::string out_;
@@ -339,7 +420,8 @@ class Session {
   bool cancel_recorded_ = false;
 };
 
-bool Session::apply_headers(const http::request<http::buffer_body>& req, Plan& plan,
+template <class Stream>
+bool Session<Stream>::apply_headers(const http::request<http::buffer_body>& req, Plan& plan,
                             bool record_ids, std::string& err) {
   for (const auto& f : req) {
     std::string_view name = f.name_string();
@@ -395,7 +477,8 @@ bool Session::apply_headers(const http::request<http::buffer_body>& req, Plan& p
   return true;
 }
 
-void Session::build_event_prefix(bool chat, const char* object) {
+template <class Stream>
+void Session<Stream>::build_event_prefix(bool chat, const char* object) {
   event_prefix_.clear();
   event_prefix_ += chat ? "{\"id\":\"chatcmpl-mock-" : "{\"id\":\"cmpl-mock-";
   append_uint(event_prefix_, ++t_response_counter);
@@ -411,7 +494,8 @@ void Session::build_event_prefix(bool chat, const char* object) {
   event_prefix_ += chat ? "\"delta\":{\"content\":\"" : "\"text\":\"";
 }
 
-void Session::append_event(std::uint32_t i, bool last, bool chat) {
+template <class Stream>
+void Session<Stream>::append_event(std::uint32_t i, bool last, bool chat) {
   static constexpr std::string_view kChatMore = "\"},\"finish_reason\":null}]}";
   static constexpr std::string_view kChatLast = "\"},\"finish_reason\":\"stop\"}]}";
   static constexpr std::string_view kTextMore = "\",\"logprobs\":null,\"finish_reason\":null}]}";
@@ -449,13 +533,21 @@ void Session::append_event(std::uint32_t i, bool last, bool chat) {
   if (chunked) out_ += "\r\n";
 }
 
-asio::awaitable<void> Session::produce_stream(bool chat, const Plan& plan, InFlight& inflight) {
+template <class Stream>
+asio::awaitable<void> Session<Stream>::produce_stream(bool chat, const Plan& plan,
+                                                     InFlight& inflight) {
   try {
     const Framing framing = http10_ ? Framing::until_close : Framing::chunked;
     constexpr std::string_view kSseHeaders = "Cache-Control: no-cache\r\n";
-    if (plan.first_token_delay_ms > 0 && !co_await sleep_ms(plan.first_token_delay_ms)) co_return;
+    if (plan.first_token_delay_ms > 0) {
+      bool slept = co_await sleep_ms(plan.first_token_delay_ms);
+      if (!slept) co_return;
+    }
     for (std::uint32_t i = 0; i < plan.tokens; ++i) {
-      if (i > 0 && plan.token_delay_ms > 0 && !co_await sleep_ms(plan.token_delay_ms)) co_return;
+      if (i > 0 && plan.token_delay_ms > 0) {
+        bool slept = co_await sleep_ms(plan.token_delay_ms);
+        if (!slept) co_return;
+      }
       if (plan.close_after == static_cast<std::int64_t>(i)) {
         abort_close_ = true;
         co_return;
@@ -463,7 +555,8 @@ asio::awaitable<void> Session::produce_stream(bool chat, const Plan& plan, InFli
       out_.clear();
       if (i == 0) head(200, "text/event-stream", framing, 0, kSseHeaders);
       append_event(i, i + 1 == plan.tokens, chat);
-      if (!co_await write_out()) co_return;
+      bool written = co_await write_out();
+      if (!written) co_return;
     }
     if (plan.close_after == static_cast<std::int64_t>(plan.tokens)) {
       abort_close_ = true;
@@ -475,13 +568,15 @@ asio::awaitable<void> Session::produce_stream(bool chat, const Plan& plan, InFli
                                         : std::string_view("data: [DONE]\n\n");
     phase_ = Phase::finishing;
     inflight.release();
-    if (co_await write_out()) phase_ = Phase::done;
+    bool written = co_await write_out();
+    if (written) phase_ = Phase::done;
   } catch (const std::exception&) {
     write_failed_ = true;
   }
 }
 
-asio::awaitable<bool> Session::stream(bool chat, const Plan& plan, InFlight& inflight) {
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::stream(bool chat, const Plan& plan, InFlight& inflight) {
   stats_.streams_started.fetch_add(1, std::memory_order_relaxed);
   build_event_prefix(chat, chat ? "chat.completion.chunk" : "text_completion");
   begin_response();
@@ -501,7 +596,8 @@ asio::awaitable<bool> Session::stream(bool chat, const Plan& plan, InFlight& inf
   co_return ok && !peer_closed_ && !http10_;
 }
 
-asio::awaitable<bool> Session::unary(bool chat, const Plan& plan, InFlight& inflight) {
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::unary(bool chat, const Plan& plan, InFlight& inflight) {
   begin_response();
   if (plan.first_token_delay_ms > 0) {
     co_await (sleep_void(plan.first_token_delay_ms) || watch());
@@ -562,10 +658,12 @@ asio::awaitable<bool> Session::unary(bool chat, const Plan& plan, InFlight& infl
   co_return ok;
 }
 
-asio::awaitable<bool> Session::completion(Parser& p, bool chat, const Plan& plan,
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::completion(Parser& p, bool chat, const Plan& plan,
                                           InFlight& inflight) {
   stats_.completions.fetch_add(1, std::memory_order_relaxed);
-  if (!co_await read_body(p, Sink::collect)) co_return false;
+  bool body_ok = co_await read_body(p, Sink::collect);
+  if (!body_ok) co_return false;
   CompletionFields fields;
   if (!scan_completion_request(body_, fields)) {
     error(400, "request body is not valid JSON");
@@ -583,7 +681,8 @@ asio::awaitable<bool> Session::completion(Parser& p, bool chat, const Plan& plan
   co_return co_await unary(chat, plan, inflight);
 }
 
-void Session::build_echo(const Parser& p) {
+template <class Stream>
+void Session<Stream>::build_echo(const Parser& p) {
   const auto& req = p.get();
   auto& b = resp_body_;
   b.clear();
@@ -610,10 +709,13 @@ void Session::build_echo(const Parser& p) {
   char hex[17];
   std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(body_hash_));
   b += hex;
-  b += "\"}";
+  b += '"';
+  append_tls_echo(b);
+  b += '}';
 }
 
-asio::awaitable<void> Session::run() {
+template <class Stream>
+asio::awaitable<void> Session<Stream>::run() {
   for (;;) {
     Parser p;
     p.header_limit(kHeaderLimit);
@@ -650,7 +752,8 @@ asio::awaitable<void> Session::run() {
       std::string err;
       Plan unused{};
       apply_headers(req, unused, false, err);
-      if (!co_await read_body(p, Sink::hash)) break;
+      bool body_ok = co_await read_body(p, Sink::hash);
+      if (!body_ok) break;
       if (route == Route::reset) {
         stats_.reset();
         simple(200, "application/json", "{\"status\":\"reset\"}");
@@ -677,8 +780,9 @@ asio::awaitable<void> Session::run() {
         case Route::text:
           keep = co_await completion(p, route == Route::chat, plan, inflight);
           break;
-        case Route::echo:
-          if (!co_await read_body(p, Sink::hash)) {
+        case Route::echo: {
+          bool body_ok = co_await read_body(p, Sink::hash);
+          if (!body_ok) {
             keep = false;
             break;
           }
@@ -692,8 +796,10 @@ asio::awaitable<void> Session::run() {
           inflight.release();
           keep = co_await write_out(head_only_ ? std::string_view() : std::string_view(resp_body_));
           break;
+        }
         default: {
-          if (!co_await read_body(p, Sink::hash)) {
+          bool body_ok = co_await read_body(p, Sink::hash);
+          if (!body_ok) {
             keep = false;
             break;
           }
@@ -728,9 +834,7 @@ asio::awaitable<void> Session::run() {
     if (resp_body_.capacity() > kKeepCapacity) std::string().swap(resp_body_);
     if (buf_.size() == 0 && buf_.capacity() > kKeepCapacity) buf_.shrink_to_fit();
   }
-  boost::system::error_code ignored;
-  if (!abort_close_ && !peer_closed_ && !write_failed_) sock_.shutdown(tcp::socket::shutdown_send, ignored);
-  sock_.close(ignored);
+  co_await close_stream();
 }
 
 }  // namespace
@@ -774,6 +878,51 @@ void Server::log(std::string_view msg) const {
   std::fprintf(stderr, "mock[%s]: %.*s\n", id_.c_str(), static_cast<int>(msg.size()), msg.data());
 }
 
+std::unique_ptr<asio::ssl::context> make_tls_context(const Options& o, std::string& err) {
+  if (o.tls_cert.empty()) return nullptr;
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_server);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::single_dh_use);
+  boost::system::error_code ec;
+  ctx->use_certificate_chain_file(o.tls_cert, ec);
+  if (ec) {
+    err = "--tls-cert " + o.tls_cert + ": " + ec.message();
+    return nullptr;
+  }
+  ctx->use_private_key_file(o.tls_key, asio::ssl::context::pem, ec);
+  if (ec) {
+    // OpenSSL checks the key against the certificate while loading it.
+    bool mismatch = ec.message().find("mismatch") != std::string::npos;
+    err = "--tls-key " + o.tls_key + ": " +
+          (mismatch ? "does not match the certificate in " + o.tls_cert : ec.message());
+    return nullptr;
+  }
+  if (SSL_CTX_check_private_key(ctx->native_handle()) != 1) {
+    err = "--tls-key " + o.tls_key + ": does not match the certificate in " + o.tls_cert;
+    return nullptr;
+  }
+  // Needed for session resumption once client certificates are verified.
+  static constexpr unsigned char kSessionContext[] = "deepseek-mock";
+  SSL_CTX_set_session_id_context(ctx->native_handle(), kSessionContext,
+                                 sizeof kSessionContext - 1);
+  if (!o.tls_client_ca.empty()) {
+    ctx->load_verify_file(o.tls_client_ca, ec);
+    if (ec) {
+      err = "--tls-client-ca " + o.tls_client_ca + ": " + ec.message();
+      return nullptr;
+    }
+    if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.tls_client_ca.c_str()))
+      SSL_CTX_set_client_CA_list(ctx->native_handle(), names);
+    ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+  }
+  return ctx;
+}
+
+Server::Server(const Options& opt, std::string id, asio::ssl::context* tls)
+    : Server(opt, std::move(id)) {
+  tls_ = tls;
+}
+
 asio::awaitable<void> Server::serve(tcp::socket sock) {
   stats_.connections_accepted.fetch_add(1, std::memory_order_relaxed);
   stats_.connections_open.fetch_add(1, std::memory_order_relaxed);
@@ -783,7 +932,28 @@ asio::awaitable<void> Server::serve(tcp::socket sock) {
   } guard{stats_};
   boost::system::error_code ignored;
   sock.set_option(tcp::no_delay(true), ignored);
-  Session session(*this, std::move(sock));
+  if (!tls_) {
+    Session<tcp::socket> session(*this, std::move(sock));
+    co_await session.run();
+    co_return;
+  }
+  using TlsStream = asio::ssl::stream<tcp::socket>;
+  TlsStream stream(std::move(sock), *tls_);
+  asio::steady_timer deadline(stream.get_executor(), kTlsHandshakeTimeout);
+  auto result = co_await (stream.async_handshake(asio::ssl::stream_base::server, tok) ||
+                          deadline.async_wait(tok));
+  boost::system::error_code ec = result.index() == 0 ? std::get<0>(std::get<0>(result))
+                                                     : asio::error::timed_out;
+  if (ec) {
+    stats_.tls_handshake_errors.fetch_add(1, std::memory_order_relaxed);
+    if (!opt_.quiet) log("tls handshake failed: " + ec.message());
+    stream.lowest_layer().close(ec);
+    co_return;
+  }
+  stats_.tls_handshakes.fetch_add(1, std::memory_order_relaxed);
+  if (SSL_session_reused(stream.native_handle()))
+    stats_.tls_sessions_reused.fetch_add(1, std::memory_order_relaxed);
+  Session<TlsStream> session(*this, std::move(stream));
   co_await session.run();
 }
 

@@ -3,8 +3,10 @@
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -16,6 +18,8 @@ namespace mock {
 class Server {
  public:
   Server(const Options& opt, std::string id);
+  // HTTPS: every connection is a TLS server stream on `tls` (outlives the server).
+  Server(const Options& opt, std::string id, boost::asio::ssl::context* tls);
 
   // Serve one accepted connection until it closes.
   boost::asio::awaitable<void> serve(boost::asio::ip::tcp::socket sock);
@@ -37,6 +41,7 @@ class Server {
 
  private:
   Options opt_;
+  boost::asio::ssl::context* tls_ = nullptr;
   std::string id_;
   std::string id_json_;  // id, JSON-escaped
   Stats stats_;
@@ -48,5 +53,10 @@ class Server {
 };
 
 void build_content(std::string& out, std::uint32_t tokens);
+
+// The server context for --tls-cert/--tls-key (and --tls-client-ca), or
+// nullptr: plain HTTP when no certificate is given, an error in `err` when a
+// file cannot be used.
+std::unique_ptr<boost::asio::ssl::context> make_tls_context(const Options& opt, std::string& err);
 
 }  // namespace mock

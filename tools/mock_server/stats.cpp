@@ -36,6 +36,9 @@ void Stats::reset() {
   streams_completed.store(0);
   streams_cancelled.store(0);
   last_peer_close_ns.store(0);
+  tls_handshakes.store(0);
+  tls_handshake_errors.store(0);
+  tls_sessions_reused.store(0);
   // in_flight is a gauge, like connections_open: it is not reset; the
   // high-water mark restarts from the current value.
   max_in_flight_.store(in_flight_.load());
@@ -67,6 +70,9 @@ std::string Stats::to_json(std::string_view server_id) {
   field("streams_completed", streams_completed.load());
   field("streams_cancelled", streams_cancelled.load());
   field("last_peer_close_ns", last_peer_close_ns.load());
+  field("tls_handshakes", tls_handshakes.load());
+  field("tls_handshake_errors", tls_handshake_errors.load());
+  field("tls_sessions_reused", tls_sessions_reused.load());
   std::lock_guard lock(ids_mutex_);
   field("request_ids_dropped", request_ids_dropped_);
   out += ",\"request_ids\":[";

@@ -20,6 +20,10 @@ class Stats {
   std::atomic<std::uint64_t> streams_completed{0};
   std::atomic<std::uint64_t> streams_cancelled{0};
   std::atomic<std::uint64_t> last_peer_close_ns{0};
+  // HTTPS only: completed handshakes, failed ones, and resumed sessions.
+  std::atomic<std::uint64_t> tls_handshakes{0};
+  std::atomic<std::uint64_t> tls_handshake_errors{0};
+  std::atomic<std::uint64_t> tls_sessions_reused{0};
 
   void begin_request() {
     requests.fetch_add(1, std::memory_order_relaxed);
