@@ -11,6 +11,21 @@ const char* to_string(Decision d) {
     return "unknown";
 }
 
+const char* to_string(DenyReason r) {
+    switch (r) {
+        case DenyReason::deny_list: return "deny_list";
+        case DenyReason::not_allowed: return "not_allowed";
+        case DenyReason::bad_proxy_header: return "bad_proxy_header";
+        case DenyReason::missing_key: return "missing_key";
+        case DenyReason::bad_key: return "bad_key";
+    }
+    return "unknown";
+}
+
+DenyReason to_deny_reason(Decision d) {
+    return d == Decision::deny_list ? DenyReason::deny_list : DenyReason::not_allowed;
+}
+
 Decision Policy::decide(const boost::asio::ip::address& peer) const {
     if (deny.contains(peer)) return Decision::deny_list;
     if (allow.contains(peer)) return Decision::allowed;

@@ -1,5 +1,7 @@
-// CIDR sets and the allow/deny decision.
+// CIDR sets, the allow/deny decision, and which address it is made on when
+// proxies sit in front (admission).
 
+#include "deepseek_gateway/access/admission.hpp"
 #include "deepseek_gateway/access/cidr.hpp"
 #include "deepseek_gateway/access/policy.hpp"
 
@@ -308,6 +310,158 @@ TEST(Policy, DecisionLabels) {
     EXPECT_STREQ(dsgw::access::to_string(Decision::allowed), "allowed");
     EXPECT_STREQ(dsgw::access::to_string(Decision::deny_list), "deny_list");
     EXPECT_STREQ(dsgw::access::to_string(Decision::not_allowed), "not_allowed");
+}
+
+TEST(Policy, DenyReasonLabelsFollowTheMetric) {
+    using dsgw::access::DenyReason;
+    const char* expected[] = {"deny_list", "not_allowed", "bad_proxy_header", "missing_key",
+                              "bad_key"};
+    for (std::size_t i = 0; i < dsgw::access::kDenyReasonCount; ++i)
+        EXPECT_STREQ(dsgw::access::to_string(static_cast<DenyReason>(i)), expected[i]);
+    EXPECT_EQ(dsgw::access::to_deny_reason(Decision::deny_list), DenyReason::deny_list);
+    EXPECT_EQ(dsgw::access::to_deny_reason(Decision::not_allowed), DenyReason::not_allowed);
+}
+
+// ---------------------------------------------------------------- admission
+
+using dsgw::access::AcceptAction;
+using dsgw::access::admit_connection;
+using dsgw::access::admit_proxied;
+using dsgw::access::DenyReason;
+using dsgw::access::judge_request;
+using dsgw::access::ProxyHeader;
+using dsgw::access::ProxyStatus;
+
+// LAN clients allowed, one of them denied; load balancers at 10.0.0.0/24
+// (not in allow: a trusted proxy needs no allow entry).
+struct Listener {
+    Policy rules = policy({"192.168.1.0/24", "::1/128"}, {"192.168.1.66", "10.0.0.66"});
+    CidrSet proxies = set_of({"10.0.0.0/24", "2001:db8:ffff::/48"});
+};
+
+TEST(Admission, WithoutProxiesAllowDecidesAtAccept) {
+    Listener l;
+    auto a = admit_connection(addr("192.168.1.10"), l.rules, CidrSet{}, false);
+    EXPECT_EQ(a.action, AcceptAction::admit);
+    EXPECT_EQ(a.client, addr("192.168.1.10"));
+    EXPECT_EQ(a.decision(), Decision::allowed);
+    a = admit_connection(addr("203.0.113.7"), l.rules, CidrSet{}, false);
+    EXPECT_EQ(a.action, AcceptAction::refuse);
+    EXPECT_EQ(a.reason, DenyReason::not_allowed);
+    EXPECT_EQ(a.decision(), Decision::not_allowed);
+    a = admit_connection(addr("192.168.1.66"), l.rules, CidrSet{}, false);
+    EXPECT_EQ(a.reason, DenyReason::deny_list);
+    EXPECT_EQ(a.decision(), Decision::deny_list);
+}
+
+TEST(Admission, TrustedProxyIsAdmittedAndItsRequestsJudged) {
+    Listener l;
+    auto a = admit_connection(addr("10.0.0.2"), l.rules, l.proxies, false);
+    EXPECT_EQ(a.action, AcceptAction::admit);
+    EXPECT_EQ(a.client, addr("10.0.0.2"));
+    // Per request, on the client it names.
+    std::vector<std::string_view> lan{"192.168.1.10"}, outside{"203.0.113.7"}, denied{"192.168.1.66"};
+    auto fc = dsgw::access::resolve_forwarded_for(a.client, lan, l.proxies);
+    EXPECT_EQ(judge_request(fc, l.rules), Decision::allowed);
+    fc = dsgw::access::resolve_forwarded_for(a.client, outside, l.proxies);
+    EXPECT_EQ(judge_request(fc, l.rules), Decision::not_allowed);
+    fc = dsgw::access::resolve_forwarded_for(a.client, denied, l.proxies);
+    EXPECT_EQ(judge_request(fc, l.rules), Decision::deny_list);
+    // Without a header the proxy itself is the client, and it is not allowed.
+    fc = dsgw::access::resolve_forwarded_for(a.client, {}, l.proxies);
+    EXPECT_EQ(judge_request(fc, l.rules), Decision::not_allowed);
+}
+
+TEST(Admission, UntrustedPeerRequestsInheritTheConnectionDecision) {
+    Listener l;
+    std::vector<std::string_view> spoofed{"192.168.1.10"};
+    auto fc = dsgw::access::resolve_forwarded_for(addr("203.0.113.7"), spoofed, l.proxies);
+    EXPECT_EQ(fc.address, addr("203.0.113.7"));
+    EXPECT_EQ(judge_request(fc, l.rules), Decision::allowed);  // judged at accept already
+}
+
+TEST(Admission, DenyListBeatsTrust) {
+    Listener l;
+    auto a = admit_connection(addr("10.0.0.66"), l.rules, l.proxies, false);
+    EXPECT_EQ(a.action, AcceptAction::refuse);
+    EXPECT_EQ(a.reason, DenyReason::deny_list);
+    a = admit_connection(addr("10.0.0.66"), l.rules, l.proxies, true);
+    EXPECT_EQ(a.reason, DenyReason::deny_list);
+}
+
+TEST(Admission, ProxyProtocolOnlyFromTrustedPeers) {
+    Listener l;
+    auto a = admit_connection(addr("10.0.0.2"), l.rules, l.proxies, true);
+    EXPECT_EQ(a.action, AcceptAction::read_proxy_header);
+    // An allowed LAN client is still not a proxy: it may not send the header.
+    a = admit_connection(addr("192.168.1.10"), l.rules, l.proxies, true);
+    EXPECT_EQ(a.action, AcceptAction::refuse);
+    EXPECT_EQ(a.reason, DenyReason::bad_proxy_header);
+    EXPECT_EQ(a.decision(), Decision::not_allowed);
+    a = admit_connection(addr("::ffff:10.0.0.2"), l.rules, l.proxies, true);
+    EXPECT_EQ(a.action, AcceptAction::read_proxy_header);
+    EXPECT_EQ(a.client, addr("10.0.0.2"));
+}
+
+ProxyHeader header_from(const char* source) {
+    ProxyHeader h;
+    h.status = ProxyStatus::done;
+    h.version = 2;
+    h.source = dsgw::access::ProxyAddress{addr(source), 51234};
+    h.destination = dsgw::access::ProxyAddress{addr("10.0.0.1"), 8443};
+    return h;
+}
+
+TEST(Admission, PolicyAppliesToTheProxyHeaderSource) {
+    Listener l;
+    auto a = admit_proxied(header_from("192.168.1.10"), addr("10.0.0.2"), l.rules, l.proxies);
+    EXPECT_EQ(a.action, AcceptAction::admit);
+    EXPECT_EQ(a.client, addr("192.168.1.10"));
+    a = admit_proxied(header_from("203.0.113.7"), addr("10.0.0.2"), l.rules, l.proxies);
+    EXPECT_EQ(a.action, AcceptAction::refuse);
+    EXPECT_EQ(a.reason, DenyReason::not_allowed);
+    EXPECT_EQ(a.client, addr("203.0.113.7"));
+    a = admit_proxied(header_from("192.168.1.66"), addr("10.0.0.2"), l.rules, l.proxies);
+    EXPECT_EQ(a.reason, DenyReason::deny_list);
+    a = admit_proxied(header_from("::ffff:192.168.1.10"), addr("10.0.0.2"), l.rules, l.proxies);
+    EXPECT_EQ(a.action, AcceptAction::admit);
+    EXPECT_EQ(a.client, addr("192.168.1.10"));
+    a = admit_proxied(header_from("::1"), addr("10.0.0.2"), l.rules, l.proxies);
+    EXPECT_EQ(a.action, AcceptAction::admit);
+}
+
+TEST(Admission, ProxyHeaderFromAnInnerProxyIsJudgedPerRequest) {
+    // An L4 balancer in front of an L7 proxy: the PROXY source is itself trusted.
+    Listener l;
+    auto a = admit_proxied(header_from("10.0.0.9"), addr("10.0.0.2"), l.rules, l.proxies);
+    EXPECT_EQ(a.action, AcceptAction::admit);
+    std::vector<std::string_view> xff{"192.168.1.10"};
+    auto fc = dsgw::access::resolve_forwarded_for(a.client, xff, l.proxies);
+    EXPECT_EQ(fc.address, addr("192.168.1.10"));
+    EXPECT_EQ(judge_request(fc, l.rules), Decision::allowed);
+}
+
+TEST(Admission, LocalAndUnknownHeadersMeanTheSocketPeer) {
+    Listener l;
+    ProxyHeader local;
+    local.status = ProxyStatus::done;
+    local.version = 2;
+    local.is_local = true;
+    auto a = admit_proxied(local, addr("10.0.0.2"), l.rules, l.proxies);
+    EXPECT_EQ(a.action, AcceptAction::admit);  // the balancer's own health check
+    EXPECT_EQ(a.client, addr("10.0.0.2"));
+}
+
+TEST(Admission, BadProxyHeaderIsRefused) {
+    Listener l;
+    for (auto status : {ProxyStatus::invalid, ProxyStatus::need_more}) {
+        ProxyHeader h;
+        h.status = status;
+        auto a = admit_proxied(h, addr("10.0.0.2"), l.rules, l.proxies);
+        EXPECT_EQ(a.action, AcceptAction::refuse);
+        EXPECT_EQ(a.reason, DenyReason::bad_proxy_header);
+        EXPECT_EQ(a.client, addr("10.0.0.2"));
+    }
 }
 
 }  // namespace
