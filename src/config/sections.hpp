@@ -1,0 +1,26 @@
+#pragma once
+// Readers of config sections that live outside load.cpp, each in its own
+// file so that load.cpp stays the schema's table of contents.
+
+#include "yaml_reader.hpp"
+
+namespace dsgw::config {
+
+// listeners[].tls and upstreams[].tls (load_tls.cpp). Certificate and key
+// files are read and checked here, so --check-config reports them.
+void read_listener_tls(const yaml::Node& n, ListenerTlsConfig& t);
+void read_upstream_tls(const yaml::Node& n, UpstreamTlsConfig& t);
+
+// upstreams[]: max_in_flight, queue, passive, health_check
+// (load_admission.cpp). Marks those keys as known in `upstream`.
+void read_admission(yaml::Map& upstream, UpstreamConfig& u);
+
+// listeners[].access.trusted_proxies and .proxy_protocol (load_access.cpp),
+// read from the listener's `access` mapping. proxy_protocol: true needs a
+// non-empty trusted_proxies.
+void read_trusted_proxies(yaml::Map& access, AccessConfig& a);
+// listeners[].auth (load_access.cpp): api_keys_file is read and checked
+// now; its errors read "listeners[0].auth.api_keys_file: FILE:LINE: reason".
+void read_auth(const yaml::Node& n, AuthConfig& auth);
+
+}  // namespace dsgw::config
