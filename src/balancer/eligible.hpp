@@ -9,8 +9,13 @@
 
 namespace dsgw::balancer::detail {
 
+// Usable (healthy, not ejected) and below its in-flight cap.
+inline bool available(const UpstreamServer* s, const PickContext& ctx) {
+    return s->usable(ctx.now) && s->has_capacity();
+}
+
 inline bool eligible(const UpstreamServer* s, const PickContext& ctx) {
-    return s != ctx.exclude && s->usable(ctx.now);
+    return s != ctx.exclude && available(s, ctx);
 }
 
 inline bool any_eligible(const std::vector<UpstreamServer*>& servers, const PickContext& ctx) {
@@ -26,7 +31,7 @@ inline UpstreamServer* last_resort(const std::vector<UpstreamServer*>& servers,
                                    const PickContext& ctx) {
     if (!ctx.exclude) return nullptr;
     for (auto* s : servers) {
-        if (s == ctx.exclude) return s->usable(ctx.now) ? s : nullptr;
+        if (s == ctx.exclude) return available(s, ctx) ? s : nullptr;
     }
     return nullptr;
 }

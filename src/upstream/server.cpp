@@ -29,25 +29,32 @@ UpstreamServer::UpstreamServer(std::string name, boost::asio::ip::tcp::endpoint 
                                unsigned weight)
     : name_(std::move(name)), endpoint_(endpoint), weight_(std::max(weight, 1u)) {}
 
-bool UpstreamServer::usable(Clock::time_point now) const {
-    return ticks(now) >= blocked_until_ns_.load(std::memory_order_relaxed);
+bool UpstreamServer::ejected(Clock::time_point now) const {
+    return ticks(now) < blocked_until_ns_.load(std::memory_order_relaxed);
 }
 
-void UpstreamServer::on_connect_failure(Clock::time_point now) {
-    // Connects that were already under way when the server got blocked fail
+bool UpstreamServer::usable(Clock::time_point now) const {
+    return healthy() && !ejected(now);
+}
+
+bool UpstreamServer::on_failure(Clock::time_point now, unsigned threshold) {
+    // Requests that were already under way when the server got ejected fail
     // too; they say nothing new, so they do not lengthen the backoff. Only a
-    // failure seen after the block has expired counts as the next one.
-    if (!usable(now)) return;
+    // failure seen after the ejection has expired counts as the next one.
+    if (ejected(now)) return false;
     auto failures = consecutive_failures_.fetch_add(1, std::memory_order_relaxed) + 1;
-    auto until = ticks(now + backoff_for(failures));
+    if (threshold == 0) threshold = 1;
+    if (failures < threshold) return false;
+    auto until = ticks(now + backoff_for(failures - threshold + 1));
     // Two workers failing at once: keep the later deadline.
     auto cur = blocked_until_ns_.load(std::memory_order_relaxed);
     while (cur < until &&
            !blocked_until_ns_.compare_exchange_weak(cur, until, std::memory_order_relaxed)) {
     }
+    return true;
 }
 
-void UpstreamServer::on_connect_success() {
+void UpstreamServer::on_success() {
     consecutive_failures_.store(0, std::memory_order_relaxed);
     blocked_until_ns_.store(0, std::memory_order_relaxed);
 }

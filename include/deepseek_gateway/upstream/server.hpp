@@ -1,7 +1,7 @@
 #pragma once
 // One inference server of an upstream pool: its address and the little shared
-// state every worker thread reads and updates with atomics (in-flight count,
-// connect backoff). Nothing here takes a lock.
+// state every worker thread reads and updates with atomics (in-flight count
+// and its cap, health, passive-ejection backoff). Nothing here takes a lock.
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -24,11 +24,34 @@ public:
 
     std::int64_t in_flight() const { return in_flight_.load(std::memory_order_relaxed); }
 
-    // A server that just failed a connect is skipped by the balancers until its
-    // backoff passes (doubling per consecutive failure: 1s, 2s, 4s ... 30s).
+    // Per-server concurrency cap, exact across workers; 0 = unlimited. Set
+    // from the configuration (again on reload).
+    void set_max_in_flight(unsigned cap) { cap_.store(cap, std::memory_order_relaxed); }
+    unsigned max_in_flight() const { return cap_.load(std::memory_order_relaxed); }
+    bool has_capacity() const {
+        const auto cap = cap_.load(std::memory_order_relaxed);
+        return cap == 0 || in_flight() < static_cast<std::int64_t>(cap);
+    }
+
+    // Usable = healthy (active checks) and not ejected (passive failures).
+    // Balancers skip servers that are not usable or have no capacity left.
     bool usable(Clock::time_point now = Clock::now()) const;
-    void on_connect_failure(Clock::time_point now = Clock::now());
-    void on_connect_success();
+    bool healthy() const { return healthy_.load(std::memory_order_relaxed); }
+    // Returns true when the state changed.
+    bool set_healthy(bool h) { return healthy_.exchange(h, std::memory_order_relaxed) != h; }
+    bool ejected(Clock::time_point now = Clock::now()) const;
+
+    // Passive ejection: connect failures, resets before the first byte and
+    // first-byte timeouts count against a server. After `threshold`
+    // consecutive ones it is ejected for a backoff that doubles with each
+    // further failure (1s, 2s, 4s ... 30s); when the backoff has passed it
+    // gets requests again, and one more failure ejects it again at once. A
+    // success resets the count. Returns true when this failure ejected it.
+    bool on_failure(Clock::time_point now = Clock::now(), unsigned threshold = 1);
+    void on_success();
+    // Issue 2's names, kept for the connect path: a threshold of 1.
+    void on_connect_failure(Clock::time_point now = Clock::now()) { on_failure(now, 1); }
+    void on_connect_success() { on_success(); }
 
 private:
     friend class ServerLease;
@@ -36,8 +59,18 @@ private:
     boost::asio::ip::tcp::endpoint endpoint_;
     unsigned weight_;
     std::atomic<std::int64_t> in_flight_{0};
+    std::atomic<unsigned> cap_{0};
+    std::atomic<bool> healthy_{true};
     std::atomic<std::int64_t> blocked_until_ns_{0};
     std::atomic<std::uint32_t> consecutive_failures_{0};
+};
+
+// Told when a server's in-flight slot frees, so a queued request can take it
+// (the upstream's admission queue).
+class SlotListener {
+public:
+    virtual ~SlotListener() = default;
+    virtual void on_slot_freed(UpstreamServer* server) = 0;
 };
 
 // Holds one in-flight slot on a server; the destructor gives it back, so a
@@ -45,14 +78,31 @@ private:
 class ServerLease {
 public:
     ServerLease() = default;
+    // Takes a slot whatever the cap (for servers without one, and for tests).
     explicit ServerLease(UpstreamServer* s) : server_(s) {
         if (server_) server_->in_flight_.fetch_add(1, std::memory_order_relaxed);
     }
-    ServerLease(ServerLease&& o) noexcept : server_(o.server_) { o.server_ = nullptr; }
+    // Takes a slot only below the server's cap; an empty lease otherwise.
+    static ServerLease try_acquire(UpstreamServer* s, SlotListener* listener = nullptr) {
+        ServerLease lease;
+        if (!s) return lease;
+        const auto cap = static_cast<std::int64_t>(s->max_in_flight());
+        auto cur = s->in_flight_.load(std::memory_order_relaxed);
+        do {
+            if (cap != 0 && cur >= cap) return lease;
+        } while (!s->in_flight_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel));
+        lease.server_ = s;
+        lease.listener_ = listener;
+        return lease;
+    }
+    ServerLease(ServerLease&& o) noexcept : server_(o.server_), listener_(o.listener_) {
+        o.server_ = nullptr;
+    }
     ServerLease& operator=(ServerLease&& o) noexcept {
         if (this != &o) {
             release();
             server_ = o.server_;
+            listener_ = o.listener_;
             o.server_ = nullptr;
         }
         return *this;
@@ -65,12 +115,16 @@ public:
     UpstreamServer* operator->() const { return server_; }
     explicit operator bool() const { return server_ != nullptr; }
     void release() {
-        if (server_) server_->in_flight_.fetch_sub(1, std::memory_order_relaxed);
+        if (!server_) return;
+        auto* s = server_;
         server_ = nullptr;
+        s->in_flight_.fetch_sub(1, std::memory_order_acq_rel);
+        if (listener_) listener_->on_slot_freed(s);
     }
 
 private:
     UpstreamServer* server_ = nullptr;
+    SlotListener* listener_ = nullptr;
 };
 
 }  // namespace dsgw::upstream
