@@ -1,8 +1,15 @@
+// The daemon's life: start (bind every listener on every worker, then
+// READY=1), signals (SIGHUP reload, SIGTERM/SIGINT drain, a second one exits
+// at once), the systemd watchdog and status line. The main thread runs only
+// main_io; everything that touches a worker's state is post()ed to it.
+
 #include "deepseek_gateway/app/app.hpp"
 
+#include "deepseek_gateway/app/systemd.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/log/log.hpp"
 #include "deepseek_gateway/net/listener.hpp"
+#include "deepseek_gateway/upstream/health.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -10,23 +17,56 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <spdlog/spdlog.h>
-#include <systemd/sd-daemon.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <system_error>
 
 namespace dsgw::app {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
+using Clock = std::chrono::steady_clock;
 
 namespace {
+
+constexpr auto kStatusInterval = std::chrono::seconds(5);
 
 std::string endpoint_text(const tcp::endpoint& ep) {
     if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
     return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
+
+const config::ListenerConfig* find_listener(const config::Config& c, const std::string& name) {
+    for (const auto& l : c.listeners)
+        if (l.name == name) return &l;
+    return nullptr;
+}
+
+bool same_address(const config::ListenerConfig& a, const config::ListenerConfig& b) {
+    return a.ip == b.ip && a.address.port == b.address.port;
+}
+
+std::uint64_t per_worker_connections(const config::Config& c, std::size_t workers) {
+    return std::max<std::uint64_t>(1, (c.limits.max_connections + workers - 1) / workers);
+}
+
+const char* signal_name(int sig) {
+    switch (sig) {
+        case SIGTERM: return "SIGTERM";
+        case SIGINT: return "SIGINT";
+        case SIGHUP: return "SIGHUP";
+    }
+    return "signal";
+}
+
+// METRICS HOOK (issue 6 / SPEC §6): increment
+// deepseek_gateway_config_reloads_total{result="success"|"failure"} here once
+// the metrics module exists. Called on the main thread, once per SIGHUP.
+void count_reload(bool success) { (void)success; }
 
 }  // namespace
 
@@ -36,17 +76,56 @@ struct App::Impl {
     std::shared_ptr<const upstream::Runtime> runtime;
     std::shared_ptr<log::AccessLog> access_log;
     std::vector<std::unique_ptr<Worker>> workers;
+    // Active health checks: one prober for the process, on its own thread.
+    std::unique_ptr<upstream::HealthChecker> health;
 
     asio::io_context main_io{1};
     asio::signal_set signals{main_io, SIGINT, SIGTERM, SIGHUP};
     asio::steady_timer drain_timer{main_io};
+    asio::steady_timer watchdog_timer{main_io};
+    asio::steady_timer status_timer{main_io};
     bool draining = false;
     std::size_t workers_busy = 0;
 
+    // reload: one at a time; a SIGHUP during one runs another after it
+    bool reload_busy = false;
+    bool reload_again = false;
+    std::size_t reload_acks = 0;
+
+    // watchdog: one ping round per half period
+    Clock::duration watchdog_period{};
+    std::uint64_t ping_round = 0;
+    std::vector<bool> answered;
+    std::size_t answers = 0;
+    bool stall_logged = false;
+
+    // status: requests/s over the last interval
+    std::uint64_t status_requests = 0;
+    Clock::time_point status_at{};
+
+    // Reload, step by step: everything that can fail is done first, into a
+    // plan; only a complete plan is applied.
+    struct ReloadPlan {
+        std::shared_ptr<const config::Config> next;
+        std::shared_ptr<const upstream::Runtime> runtime;
+        std::shared_ptr<log::AccessLog> access_log;
+        std::vector<ListenerChanges> changes;  // one per worker
+        std::vector<std::string> notes;        // what changes, for the log
+    };
+
     int start();
+    int bind_at_start(const config::ListenerConfig& lc, std::size_t index);
     void wait_signal();
     void reload();
+    std::optional<ReloadPlan> prepare_reload(std::vector<std::string>& errors);
+    bool plan_listeners(ReloadPlan& plan, std::vector<std::string>& errors);
+    void apply_reload(ReloadPlan plan);
+    void reload_finished();
     void drain();
+    void start_watchdog();
+    void watchdog_tick();
+    void start_status();
+    std::string status_text();
 };
 
 App::App(std::string config_path, std::shared_ptr<const config::Config> config)
@@ -57,43 +136,53 @@ App::App(std::string config_path, std::shared_ptr<const config::Config> config)
 
 App::~App() = default;
 
+// ---- start -----------------------------------------------------------------
+
 int App::Impl::start() {
     log::setup(config->logging.format, config->logging.level);
     try {
         access_log = std::make_shared<log::AccessLog>(config->logging.access_log);
+        runtime = upstream::Runtime::build(config, nullptr);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "deepseek-gateway: %s\n", e.what());
         return 3;
     }
-    runtime = upstream::Runtime::build(config, nullptr);
     for (unsigned i = 0; i < config->workers; ++i)
         workers.push_back(std::make_unique<Worker>(i, runtime, access_log));
-
-    for (const auto& lc : config->listeners) {
-        tcp::endpoint ep(lc.ip, lc.address.port);
-        const auto per_worker =
-            std::max<std::uint64_t>(1, (config->limits.max_connections + workers.size() - 1) / workers.size());
-        try {
-            for (auto& w : workers) {
-                auto acceptor = net::bind_acceptor(w->io(), ep);
-                ep = acceptor.local_endpoint();  // port 0: the others share the port chosen
-                w->add_listener(std::make_unique<net::Listener>(*w, lc.name, std::move(acceptor),
-                                                                per_worker));
-            }
-        } catch (const std::system_error& e) {
-            std::fprintf(stderr, "deepseek-gateway: listeners[%s].address: %s: %s\n",
-                         lc.name.c_str(), e.what(), e.code().message().c_str());
-            return 3;
-        }
-        spdlog::info("listener {} listening on {}", lc.name, endpoint_text(ep));
-    }
+    for (std::size_t i = 0; i < config->listeners.size(); ++i)
+        if (int rc = bind_at_start(config->listeners[i], i); rc != 0) return rc;
     for (auto& w : workers) w->start();
+    health = std::make_unique<upstream::HealthChecker>();
+    health->apply(runtime);
     spdlog::info("gateway ready: {} listener(s), {} worker(s), config {}", config->listeners.size(),
                  workers.size(), config_path);
-    sd_notifyf(0, "READY=1\nSTATUS=serving %zu listener(s) with %zu worker(s)",
-               config->listeners.size(), workers.size());
+    systemd::notify_ready(status_text());
+    start_watchdog();
+    start_status();
     return 0;
 }
+
+// One acceptor per worker on the listener's address (SO_REUSEPORT).
+int App::Impl::bind_at_start(const config::ListenerConfig& lc, std::size_t index) {
+    tcp::endpoint ep(lc.ip, lc.address.port);
+    const auto per_worker = per_worker_connections(*config, workers.size());
+    try {
+        for (auto& w : workers) {
+            auto acceptor = net::bind_acceptor(w->io(), ep);
+            ep = acceptor.local_endpoint();  // port 0: the others share the port chosen
+            w->add_listener(
+                std::make_unique<net::Listener>(*w, lc.name, std::move(acceptor), per_worker));
+        }
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "deepseek-gateway: listeners[%zu].address: %s (listener %s)\n", index,
+                     e.what(), lc.name.c_str());
+        return 3;
+    }
+    spdlog::info("listener {} listening on {}", lc.name, endpoint_text(ep));
+    return 0;
+}
+
+// ---- signals ---------------------------------------------------------------
 
 void App::Impl::wait_signal() {
     signals.async_wait([this](boost::system::error_code ec, int sig) {
@@ -101,61 +190,174 @@ void App::Impl::wait_signal() {
         if (sig == SIGHUP) {
             reload();
         } else if (draining) {
-            spdlog::warn("second signal: exiting now");
-            for (auto& w : workers) w->stop();
-            main_io.stop();
-            return;
+            std::uint64_t open = 0;
+            for (auto& w : workers) open += w->sessions();
+            spdlog::warn("second signal ({}): exiting now, closing {} connection(s)",
+                         signal_name(sig), open);
+            if (access_log) access_log->flush();
+            // At once, even if a worker's event loop is stuck.
+            std::_Exit(0);
         } else {
+            spdlog::info("{}: draining", signal_name(sig));
             drain();
         }
         wait_signal();
     });
 }
 
+// ---- reload ----------------------------------------------------------------
+
 void App::Impl::reload() {
-    sd_notify(0, "RELOADING=1");
+    if (draining) {
+        spdlog::warn("SIGHUP ignored: the gateway is draining");
+        return;
+    }
+    if (reload_busy) {  // the previous one is still being applied
+        reload_again = true;
+        return;
+    }
+    reload_busy = true;
+    systemd::notify_reloading();
     spdlog::info("SIGHUP: reloading {}", config_path);
+    std::vector<std::string> errors;
+    auto plan = prepare_reload(errors);
+    if (!plan) {
+        for (const auto& e : errors) spdlog::error("reload rejected: {}", e);
+        spdlog::error("reload rejected: {} error(s) in {}; the previous configuration keeps serving",
+                      errors.size(), config_path);
+        count_reload(false);
+        reload_busy = false;
+        systemd::notify_ready(status_text());
+        if (reload_again) {
+            reload_again = false;
+            reload();
+        }
+        return;
+    }
+    apply_reload(std::move(*plan));
+}
+
+std::optional<App::Impl::ReloadPlan> App::Impl::prepare_reload(std::vector<std::string>& errors) {
+    ReloadPlan plan;
     auto loaded = config::load_config_file(config_path);
     for (const auto& w : loaded.warnings) spdlog::warn("reload: {}", w);
     if (!loaded.errors.empty()) {
-        for (const auto& e : loaded.errors) spdlog::error("reload rejected: {}", e);
-        spdlog::error("reload rejected: {} error(s); the previous configuration keeps serving",
-                      loaded.errors.size());
-        sd_notify(0, "READY=1");
-        return;
+        errors = std::move(loaded.errors);
+        return std::nullopt;
     }
-    auto next = loaded.config;
-    if (next->listeners.size() != config->listeners.size() || next->workers != config->workers)
-        spdlog::warn("reload: listener and worker changes take effect at the next restart");
-    for (std::size_t i = 0; i < next->listeners.size() && i < config->listeners.size(); ++i)
-        if (next->listeners[i].name != config->listeners[i].name ||
-            next->listeners[i].address.to_string() != config->listeners[i].address.to_string())
-            spdlog::warn("reload: listener {} changed address or name; that takes effect at the next restart",
-                         config->listeners[i].name);
-    std::shared_ptr<log::AccessLog> next_log = access_log;
-    if (next->logging.access_log != config->logging.access_log) {
+    plan.next = loaded.config;
+    if (plan.next->workers != workers.size())
+        spdlog::warn("reload: workers: {} -> {} takes effect at the next restart; still running {}",
+                     workers.size(), plan.next->workers, workers.size());
+    try {
+        // Throws when TLS material (certificates, keys, CAs) cannot be loaded.
+        plan.runtime = upstream::Runtime::build(plan.next, runtime.get());
+    } catch (const std::exception& e) {
+        errors.push_back(e.what());
+        return std::nullopt;
+    }
+    plan.access_log = access_log;
+    // A file is reopened on every reload, so that logrotate can move it away
+    // and then `systemctl reload` (its postrotate) starts a new one.
+    const auto& target = plan.next->logging.access_log;
+    if (target != config->logging.access_log || (target != "stdout" && target != "off")) {
         try {
-            next_log = std::make_shared<log::AccessLog>(next->logging.access_log);
+            plan.access_log = std::make_shared<log::AccessLog>(plan.next->logging.access_log);
         } catch (const std::exception& e) {
-            spdlog::error("reload rejected: {}", e.what());
-            sd_notify(0, "READY=1");
-            return;
+            errors.push_back(std::string("logging.access_log: ") + e.what());
+            return std::nullopt;
         }
     }
-    log::setup(next->logging.format, next->logging.level);
-    auto rt = upstream::Runtime::build(next, runtime.get());
-    for (auto& w : workers)
-        asio::post(w->io(), [w = w.get(), rt, next_log] { w->set_runtime(rt, next_log); });
-    config = next;
-    runtime = rt;
-    access_log = next_log;
-    spdlog::info("configuration reloaded");
-    sd_notify(0, "READY=1");
+    // Last: binding is the only step with a side effect on the outside world
+    // (acceptors that exist while the plan does), undone by dropping the plan.
+    if (!plan_listeners(plan, errors)) return std::nullopt;
+    return plan;
 }
+
+// Listeners are matched by name: a new name is bound, a name gone is unbound,
+// a name whose address changed is bound at the new address and unbound at
+// the old one. Everything else (access lists, TLS, upstream) follows the
+// runtime, which sessions look up per connection and per request.
+bool App::Impl::plan_listeners(ReloadPlan& plan, std::vector<std::string>& errors) {
+    const auto& next = *plan.next;
+    const auto per_worker = per_worker_connections(next, workers.size());
+    plan.changes.resize(workers.size());
+    for (auto& c : plan.changes) c.max_connections = per_worker;
+    for (std::size_t i = 0; i < next.listeners.size(); ++i) {
+        const auto& lc = next.listeners[i];
+        const auto* old = find_listener(*config, lc.name);
+        if (old && same_address(*old, lc)) continue;
+        tcp::endpoint ep(lc.ip, lc.address.port);
+        try {
+            for (std::size_t w = 0; w < workers.size(); ++w) {
+                auto acceptor = net::bind_acceptor(workers[w]->io(), ep);
+                ep = acceptor.local_endpoint();
+                plan.changes[w].bind.push_back(std::make_unique<net::Listener>(
+                    *workers[w], lc.name, std::move(acceptor), per_worker));
+                if (old) plan.changes[w].unbind.push_back(lc.name);
+            }
+        } catch (const std::system_error& e) {
+            errors.push_back("listeners[" + std::to_string(i) + "].address: " + e.what() +
+                             " (listener " + lc.name + ")");
+            return false;
+        }
+        if (old)
+            plan.notes.push_back("listener " + lc.name + " moved from " + old->address.to_string() +
+                                 " to " + endpoint_text(ep));
+        else
+            plan.notes.push_back("listener " + lc.name + " listening on " + endpoint_text(ep));
+    }
+    for (const auto& old : config->listeners) {
+        if (find_listener(next, old.name)) continue;
+        for (auto& c : plan.changes) c.unbind.push_back(old.name);
+        plan.notes.push_back("listener " + old.name + " on " + old.address.to_string() +
+                             " removed: no new connections; open ones finish their current request");
+    }
+    return true;
+}
+
+void App::Impl::apply_reload(ReloadPlan plan) {
+    if (plan.next->logging.format != config->logging.format ||
+        plan.next->logging.level != config->logging.level)
+        log::setup(plan.next->logging.format, plan.next->logging.level);
+    for (const auto& note : plan.notes) spdlog::info("reload: {}", note);
+    config = plan.next;
+    runtime = plan.runtime;
+    access_log = plan.access_log;
+    if (health) health->apply(runtime);
+    // READY=1 waits until every worker serves new requests on the new
+    // configuration, so `systemctl reload` returns when it is in effect.
+    reload_acks = workers.size();
+    for (std::size_t i = 0; i < workers.size(); ++i) {
+        auto changes = std::make_shared<ListenerChanges>(std::move(plan.changes[i]));
+        asio::post(workers[i]->io(), [this, w = workers[i].get(), rt = runtime, log = access_log,
+                                      changes] {
+            w->reconfigure(rt, log, std::move(*changes));
+            asio::post(main_io, [this] {
+                if (--reload_acks == 0) reload_finished();
+            });
+        });
+    }
+}
+
+void App::Impl::reload_finished() {
+    spdlog::info("configuration reloaded: {} listener(s), {} upstream(s)", config->listeners.size(),
+                 config->upstreams.size());
+    count_reload(true);
+    reload_busy = false;
+    if (draining) return;  // STOPPING=1 was sent: no READY=1 after it
+    systemd::notify_ready(status_text());
+    if (reload_again) {
+        reload_again = false;
+        reload();
+    }
+}
+
+// ---- drain -----------------------------------------------------------------
 
 void App::Impl::drain() {
     draining = true;
-    sd_notify(0, "STOPPING=1");
+    systemd::notify_stopping(status_text());
     spdlog::info("draining: no new connections; waiting up to {} ms for in-flight requests",
                  config->shutdown_timeout.count());
     workers_busy = workers.size();
@@ -163,7 +365,7 @@ void App::Impl::drain() {
         w->drain([this] {
             asio::post(main_io, [this] {
                 if (--workers_busy == 0) {
-                    spdlog::info("drained: exiting");
+                    spdlog::info("drained: every connection closed; exiting");
                     main_io.stop();
                 }
             });
@@ -172,16 +374,105 @@ void App::Impl::drain() {
     drain_timer.expires_after(config->shutdown_timeout);
     drain_timer.async_wait([this](boost::system::error_code ec) {
         if (ec) return;
-        spdlog::warn("shutdown_timeout reached: closing the remaining connections");
+        std::uint64_t open = 0;
+        for (auto& w : workers) open += w->sessions();
+        spdlog::warn("shutdown_timeout ({} ms) reached: closing {} connection(s) still open",
+                     config->shutdown_timeout.count(), open);
         main_io.stop();
     });
 }
+
+// ---- systemd watchdog and status -------------------------------------------
+
+// WATCHDOG=1 only when every worker's event loop has run a ping posted to it
+// since the previous beat: a loop stuck in a handler stops the beats, and
+// systemd restarts the service.
+void App::Impl::start_watchdog() {
+    const auto timeout = systemd::watchdog_timeout();
+    if (timeout.count() == 0) return;
+    watchdog_period = std::max<Clock::duration>(timeout / 2, std::chrono::milliseconds(1));
+    answered.assign(workers.size(), true);
+    answers = workers.size();
+    spdlog::info("systemd watchdog: {} ms; every worker is pinged every {} ms",
+                 std::chrono::duration_cast<std::chrono::milliseconds>(timeout).count(),
+                 std::chrono::duration_cast<std::chrono::milliseconds>(watchdog_period).count());
+    watchdog_tick();
+}
+
+void App::Impl::watchdog_tick() {
+    if (answers < workers.size()) {
+        if (!stall_logged) {
+            for (std::size_t i = 0; i < workers.size(); ++i)
+                if (!answered[i])
+                    spdlog::error("watchdog: worker {} has not answered a ping for {} ms; "
+                                  "withholding WATCHDOG=1",
+                                  i,
+                                  std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      watchdog_period)
+                                      .count());
+            stall_logged = true;
+        }
+        // Keep waiting for that round: a new one would hide the stall.
+    } else {
+        stall_logged = false;
+        const auto round = ++ping_round;
+        answers = 0;
+        answered.assign(workers.size(), false);
+        for (std::size_t i = 0; i < workers.size(); ++i) {
+            asio::post(workers[i]->io(), [this, round, i] {
+                asio::post(main_io, [this, round, i] {
+                    if (round != ping_round || answered[i]) return;
+                    answered[i] = true;
+                    if (++answers == workers.size()) systemd::notify_watchdog();
+                });
+            });
+        }
+    }
+    watchdog_timer.expires_after(watchdog_period);
+    watchdog_timer.async_wait([this](boost::system::error_code ec) {
+        if (!ec) watchdog_tick();
+    });
+}
+
+std::string App::Impl::status_text() {
+    std::uint64_t open = 0, requests = 0;
+    for (auto& w : workers) {
+        open += w->sessions();
+        requests += w->requests();
+    }
+    const auto now = Clock::now();
+    double rate = 0;
+    if (status_at != Clock::time_point{}) {
+        const double secs = std::chrono::duration<double>(now - status_at).count();
+        if (secs > 0) rate = static_cast<double>(requests - status_requests) / secs;
+    }
+    status_requests = requests;
+    status_at = now;
+    char text[160];
+    std::snprintf(text, sizeof text, "%s: %llu connection(s), %.1f requests/s, %zu worker(s)",
+                  draining ? "draining" : "serving", static_cast<unsigned long long>(open), rate,
+                  workers.size());
+    return text;
+}
+
+void App::Impl::start_status() {
+    if (!systemd::notify_socket_set()) return;
+    status_timer.expires_after(kStatusInterval);
+    status_timer.async_wait([this](boost::system::error_code ec) {
+        if (ec) return;
+        systemd::notify_status(status_text());
+        start_status();
+    });
+}
+
+// ---- run -------------------------------------------------------------------
 
 int App::run() {
     auto& d = *impl_;
     if (int rc = d.start(); rc != 0) return rc;
     d.wait_signal();
     d.main_io.run();
+    if (d.health) d.health->stop();
     for (auto& w : d.workers) w->stop();
     for (auto& w : d.workers) w->join();
     d.workers.clear();

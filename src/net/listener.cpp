@@ -1,6 +1,8 @@
 #include "deepseek_gateway/net/listener.hpp"
 
+#include "deepseek_gateway/access/admission.hpp"
 #include "deepseek_gateway/access/policy.hpp"
+#include "deepseek_gateway/net/refusals.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/proxy/session.hpp"
 
@@ -21,9 +23,11 @@ tcp::acceptor bind_acceptor(asio::io_context& io, const tcp::endpoint& ep) {
     tcp::acceptor a(io);
     boost::system::error_code ec;
     auto fail = [&](const char* what) {
+        // what(): "cannot bind 127.0.0.1:80: Permission denied"
+        const auto host = ep.address().is_v6() ? "[" + ep.address().to_string() + "]"
+                                               : ep.address().to_string();
         throw std::system_error(ec.value(), std::generic_category(),
-                                std::string(what) + " " + ep.address().to_string() + ":" +
-                                    std::to_string(ep.port()));
+                                std::string(what) + " " + host + ":" + std::to_string(ep.port()));
     };
     a.open(ep.protocol(), ec);
     if (ec) fail("cannot open socket for");
@@ -63,6 +67,15 @@ void Listener::stop() {
     acceptor_.close(ec);
 }
 
+void Listener::set_max_connections(std::uint64_t n) {
+    if (n == 0) return;
+    max_connections_ = n;
+    if (paused_ && !stopped_ && active_ < max_connections_) {
+        paused_ = false;
+        accept();
+    }
+}
+
 void Listener::accept() {
     if (stopped_) return;
     if (active_ >= max_connections_) {
@@ -87,6 +100,10 @@ void Listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
         });
         return;
     }
+    if (stopped_) {  // accepted just before stop(): it arrived too late
+        socket.close(ec);
+        return;
+    }
     const auto& rt = worker_.runtime();
     const config::ListenerConfig* lc = nullptr;
     for (const auto& l : rt->config->listeners)
@@ -102,19 +119,26 @@ void Listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
         accept();
         return;
     }
-    auto decision = lc->access.policy.decide(peer.address());
-    if (decision != access::Decision::allowed &&
-        lc->access.on_deny == config::OnDeny::close) {
-        spdlog::debug("listener {}: refused {} ({})", name_, peer.address().to_string(),
-                      access::to_string(decision));
-        // Close at once with a reset, before any byte is read or written.
-        socket.set_option(asio::socket_base::linger(true, 0), ec);
-        socket.close(ec);
-        accept();
-        return;
+    const auto& acc = lc->access;
+    auto admission = access::admit_connection(peer.address(), acc.policy, acc.trusted_proxies,
+                                              acc.proxy_protocol);
+    if (admission.action == access::AcceptAction::refuse) {
+        refusal_log().log({name_, admission.client, admission.reason, std::nullopt, {}});
+        // A PROXY header from an untrusted peer, or on_deny: close: close at
+        // once with a reset, before any byte is read or written. Otherwise
+        // the session answers 403.
+        if (admission.reason == access::DenyReason::bad_proxy_header ||
+            acc.on_deny == config::OnDeny::close) {
+            socket.set_option(asio::socket_base::linger(true, 0), ec);
+            socket.close(ec);
+            accept();
+            return;
+        }
     }
     ++active_;
-    proxy::start_session(worker_, *this, std::move(socket), decision);
+    worker_.accepting_from(this);  // the session registers with the worker as ours
+    proxy::start_session(worker_, *this, std::move(socket), admission);
+    worker_.accepting_from(nullptr);
     accept();
 }
 

@@ -30,10 +30,19 @@ public:
     ~Listener();
 
     void start();
-    void stop();  // stop accepting (on the worker thread)
+    // Stops accepting (on the worker thread): the acceptor is closed, so new
+    // connections to its address are refused (unless another listener is
+    // bound there). Open connections are not touched.
+    void stop();
+    bool stopped() const { return stopped_; }
 
     const std::string& name() const { return name_; }
     boost::asio::ip::tcp::endpoint local_endpoint() const;
+
+    // Open connections accepted here.
+    std::uint64_t active() const { return active_; }
+    // A reload changed limits.max_connections.
+    void set_max_connections(std::uint64_t n);
 
     // Called by sessions when they close.
     void connection_closed();
