@@ -19,6 +19,7 @@
 #include <sstream>
 #include <thread>
 
+#include "sections.hpp"
 #include "yaml_reader.hpp"
 
 namespace dsgw::config {
@@ -191,16 +192,6 @@ void read_timeouts(const Node& n, UpstreamTimeouts& t) {
     m->finish();
 }
 
-bool is_false(const Node& n) {
-    const auto& s = n.raw().IsScalar() ? n.raw().Scalar() : std::string();
-    return s == "false" || s == "False" || s == "FALSE";
-}
-
-bool is_zero(const Node& n) {
-    const auto& s = n.raw().IsScalar() ? n.raw().Scalar() : std::string();
-    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c == '0'; });
-}
-
 // Returns the upstream's name when it could be read.
 std::optional<std::string> read_upstream(const Node& n, UpstreamConfig& u) {
     auto m = n.as_map();
@@ -215,10 +206,9 @@ std::optional<std::string> read_upstream(const Node& n, UpstreamConfig& u) {
 
     // Later features. Their "off" values are accepted so that a sample written
     // for a later release still loads when it leaves them off.
-    if (auto t = m->get("tls"); t && !is_false(*t)) t->error("not supported yet");
-    if (auto c = m->get("max_in_flight"); c && !is_zero(*c)) c->error("not supported yet");
-    for (auto key : {"queue", "slow_start", "resolve_interval", "passive", "health_check"})
-        m->not_supported(key);
+    if (auto t = m->get("tls")) read_upstream_tls(*t, u.tls);
+    read_admission(*m, u);
+    for (auto key : {"slow_start", "resolve_interval"}) m->not_supported(key);
     m->finish();
     return name;
 }
@@ -253,8 +243,7 @@ void read_access(Map& listener, AccessConfig& a) {
     }
     if (auto deny = m->get("deny")) read_cidrs(*deny, a.policy.deny);
     m->read("on_deny", a.on_deny, kOnDeny);
-    m->not_supported("trusted_proxies");
-    m->not_supported("proxy_protocol");
+    read_trusted_proxies(*m, a);
     m->finish();
 }
 
@@ -292,8 +281,8 @@ ListenerRefs read_listener(const Node& n, ListenerConfig& l) {
             l.upstream = *name;
             refs.upstream = u;
         }
-    m->not_supported("tls");
-    m->not_supported("auth");
+    if (auto t = m->get("tls")) read_listener_tls(*t, l.tls);
+    if (auto au = m->get("auth")) read_auth(*au, l.auth);
     m->not_supported("routes");
     m->finish();
     return refs;
@@ -354,6 +343,47 @@ void read_logging(const Node& n, LoggingConfig& l) {
     m->finish();
 }
 
+// admin: {address, access: {allow, deny}}. Absent keys keep the loopback
+// defaults of AdminConfig. Returns true when the address could be read.
+bool read_admin(const Node& n, AdminConfig& a) {
+    auto m = n.as_map();
+    if (!m) return false;
+    bool address_ok = true;
+    if (auto addr = m->get("address")) {
+        address_ok = false;
+        if (auto hp = read_host_port(*addr)) {
+            boost::system::error_code ec;
+            auto ip = ip::make_address(hp->host, ec);
+            if (ec) {
+                addr->error(
+                    "must be an IP address and port such as \"127.0.0.1:9100\"; host names are "
+                    "not accepted here (got \"" +
+                    addr->raw().Scalar() + "\")");
+            } else {
+                a.address = std::move(*hp);
+                a.ip = ip;
+                address_ok = true;
+            }
+        }
+    }
+    if (auto acc = m->get("access")) {
+        if (auto am = acc->as_map()) {
+            if (auto allow = am->get("allow")) {
+                if (allow->is_null() || (allow->raw().IsSequence() && allow->raw().size() == 0)) {
+                    allow->error("must not be empty; leave allow out for loopback only");
+                } else {
+                    a.access.allow = access::CidrSet();
+                    read_cidrs(*allow, a.access.allow);
+                }
+            }
+            if (auto deny = am->get("deny")) read_cidrs(*deny, a.access.deny);
+            am->finish();
+        }
+    }
+    m->finish();
+    return address_ok;
+}
+
 // --- checks across sections ---------------------------------------------------
 
 void check_unique_names(const std::vector<std::optional<std::string>>& names,
@@ -384,6 +414,19 @@ void check_listener_addresses(const Config& c, const std::vector<ListenerRefs>& 
                             std::to_string(j) + "]");
                 break;
             }
+        }
+    }
+}
+
+// The admin listener must not take a proxy listener's address.
+void check_admin_address(const Config& c, const std::vector<ListenerRefs>& refs, Diagnostics& d) {
+    if (c.admin.address.port == 0) return;
+    for (std::size_t i = 0; i < c.listeners.size(); ++i) {
+        const auto& l = c.listeners[i];
+        if (refs[i].address_ok && l.ip == c.admin.ip && l.address.port == c.admin.address.port) {
+            d.error("admin.address", c.admin.address.to_string() + " is already used by listeners[" +
+                                         std::to_string(i) + "]");
+            return;
         }
     }
 }
@@ -446,13 +489,15 @@ void read_root(Map& root, Config& c, Diagnostics& d) {
     if (auto n = root.get("limits")) read_limits(*n, c.limits);
     if (auto n = root.get("logging")) read_logging(*n, c.logging);
     root.read_duration("shutdown_timeout", c.shutdown_timeout, true);
-    root.not_supported("admin");
+    bool admin_address_ok = true;
+    if (auto n = root.get("admin")) admin_address_ok = read_admin(*n, c.admin);
     root.finish();
 
     std::vector<std::optional<std::string>> listener_names;
     for (const auto& r : listener_refs) listener_names.push_back(r.name);
     check_unique_names(listener_names, "listeners", d);
     check_listener_addresses(c, listener_refs, d);
+    if (admin_address_ok) check_admin_address(c, listener_refs, d);
     check_unique_names(upstream_names, "upstreams", d);
     link_upstreams(c, listener_refs, upstream_names, upstream_items.has_value(), d);
 }
@@ -479,6 +524,13 @@ std::string syntax_error(const std::string& source, std::string_view text,
 }
 
 }  // namespace
+
+access::Policy AdminConfig::default_admin_access() {
+    access::Policy p;
+    p.allow.add("127.0.0.1/32");
+    p.allow.add("::1/128");
+    return p;
+}
 
 LoadResult load_config_string(std::string_view text, const std::string& source) {
     LoadResult result;

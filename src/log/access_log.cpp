@@ -94,6 +94,14 @@ std::string AccessLog::format(const AccessRecord& r) {
         number(out, "first_byte_ms", r.first_byte_ms, 3);
     else
         out += ",\"first_byte_ms\":null";
+    if (r.client_cert.empty())
+        out += ",\"client_cert\":null";
+    else
+        field(out, "client_cert", r.client_cert);
+    if (r.api_key.empty())
+        out += ",\"api_key\":null";
+    else
+        field(out, "api_key", r.api_key);
     out += '}';
     return out;
 }

@@ -92,6 +92,9 @@ void build_upstream_request_head(const http::request_header<>& req, const Forwar
             case http::field::content_length:
             case http::field::expect:  // 100-continue is answered by us
                 continue;
+            case http::field::authorization:
+                if (ctx.strip_authorization) continue;
+                break;
             case http::field::host:
                 // An empty Host means "no authority": we send our own, once.
                 if (v.empty()) continue;
@@ -110,7 +113,8 @@ void build_upstream_request_head(const http::request_header<>& req, const Forwar
         append_field(out, "Host", ctx.default_host);
     }
     append_framing(out, framing, body_length);
-    append_field(out, "X-Forwarded-For", ctx.client_address);
+    append_field(out, "X-Forwarded-For",
+                 ctx.forwarded_for.empty() ? ctx.client_address : ctx.forwarded_for);
     append_field(out, "X-Forwarded-Proto", ctx.proto);
     if (!host.empty()) append_field(out, "X-Forwarded-Host", host);
     via += via.empty() ? "" : ", ";

@@ -23,15 +23,21 @@
 
 #include "deepseek_gateway/proxy/session.hpp"
 
+#include "deepseek_gateway/access/api_keys.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/net/listener.hpp"
+#include "deepseek_gateway/net/refusals.hpp"
 #include "deepseek_gateway/proxy/errors.hpp"
 #include "deepseek_gateway/proxy/forward.hpp"
+#include "deepseek_gateway/tls/context.hpp"
 #include "relay_parser.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
@@ -54,6 +60,8 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
+using TlsStream = asio::ssl::stream<tcp::socket&>;
+using IoResult = std::tuple<error_code, std::size_t>;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
 constexpr std::size_t kMinRead = 4096;
@@ -68,9 +76,42 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
-// Reads into `buf`, growing the read size while reads fill it.
-auto read_some_into(tcp::socket& s, beast::flat_buffer& buf, std::size_t& read_size) {
-    return s.async_read_some(buf.prepare(read_size), nothrow);
+// One read from a plain or a TLS stream.
+asio::awaitable<IoResult> read_some(tcp::socket& s, TlsStream* tls, beast::flat_buffer& buf,
+                                    std::size_t read_size) {
+    auto space = buf.prepare(read_size);
+    if (tls) co_return co_await tls->async_read_some(space, nothrow);
+    co_return co_await s.async_read_some(space, nothrow);
+}
+
+// Writes every buffer of `iov`. Over TLS they are first gathered into one
+// buffer: Asio's SSL stream writes one buffer per record, and an SSE event
+// (chunk size line, event, CRLF) must travel as one record, not three.
+asio::awaitable<IoResult> write_all(tcp::socket& s, TlsStream* tls,
+                                    const std::vector<asio::const_buffer>& iov,
+                                    std::string& gather) {
+    if (!tls) co_return co_await asio::async_write(s, iov, nothrow);
+    gather.clear();
+    for (const auto& b : iov) gather.append(static_cast<const char*>(b.data()), b.size());
+    co_return co_await asio::async_write(*tls, asio::buffer(gather), nothrow);
+}
+
+// "host" of "host:port" or "[v6]:port".
+std::string host_of(const std::string& host_port) {
+    auto colon = host_port.rfind(':');
+    std::string h = host_port.substr(0, colon);
+    if (h.size() >= 2 && h.front() == '[') h = h.substr(1, h.size() - 2);
+    return h;
+}
+
+// While a response is relayed, the client may only send a pipelined request
+// or go away. Over TLS the bytes are encrypted, so peek at the record header:
+// an alert record (TLS 1.2) or a 19-byte record (a TLS 1.3 alert: 2 bytes, the
+// content type and a 16-byte tag) is the client saying goodbye.
+bool tls_goodbye(const unsigned char* h, long n) {
+    if (n < 1) return false;
+    if (h[0] == 21) return true;  // alert
+    return n >= 5 && h[0] == 23 && ((h[3] << 8) | h[4]) == 19;
 }
 
 void adapt_read_size(std::size_t n, std::size_t& read_size) {
@@ -81,15 +122,24 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
                             public app::DrainTarget {
 public:
     ClientSession(app::Worker& worker, net::Listener& listener, tcp::socket socket,
-                  access::Decision decision)
+                  const access::Admission& admission)
         : worker_(worker),
           listener_(listener),
           client_(std::move(socket)),
           timer_(worker.io()),
-          decision_(decision) {
+          admission_(admission),
+          decision_(admission.decision()) {
+        const auto& rt = worker_.runtime();
+        for (std::size_t i = 0; i < rt->config->listeners.size(); ++i)
+            if (rt->config->listeners[i].name == listener_.name() && rt->listener_tls[i]) {
+                tls_ctx_ = rt->listener_tls[i];
+                client_tls_ = std::make_unique<TlsStream>(client_, tls_ctx_->context());
+            }
         error_code ec;
         auto peer = client_.remote_endpoint(ec);
-        client_ip_ = access::normalize(peer.address());
+        conn_ip_ = admission.client.is_unspecified() ? access::normalize(peer.address())
+                                                     : admission.client;
+        client_ip_ = conn_ip_;
         client_ip_text_ = client_ip_.to_string();
         client_.set_option(tcp::no_delay(true), ec);
         worker_.session_started();
@@ -103,8 +153,16 @@ public:
     }
 
     asio::awaitable<void> run() {
-        co_await serve();
-        close_client();
+        if (admission_.action == access::AcceptAction::read_proxy_header) {
+            const bool admitted = co_await read_proxy_header();
+            if (!admitted) {
+                co_await close_client();
+                co_return;
+            }
+        }
+        const bool ready = co_await handshake();
+        if (ready) co_await serve();
+        co_await close_client();
     }
 
     void on_drain() override {
@@ -199,9 +257,11 @@ private:
     }
 
     void on_client_readable() {
-        char c;
-        auto r = ::recv(client_.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (r > 0) return;  // a pipelined request: read after this response
+        unsigned char head[5];
+        auto r = ::recv(client_.native_handle(), head, client_tls_ ? sizeof head : 1,
+                        MSG_PEEK | MSG_DONTWAIT);
+        if (r > 0 && !(client_tls_ && tls_goodbye(head, r)))
+            return;  // a pipelined request: read after this response
         if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
             watch_client();
             return;
@@ -212,6 +272,7 @@ private:
     void on_client_gone() {
         client_gone_ = true;
         keep_alive_ = false;
+        if (queued_) queued_->timer.cancel();
         error_code ec;
         if (conn_) conn_->socket.close(ec);  // the inference server stops now
         client_.cancel(ec);
@@ -221,7 +282,11 @@ private:
 
     const config::Config& cfg() const { return *rt_->config; }
 
+    // The worker's current configuration for this connection's listener.
+    // False when the listener was removed or moved by a reload, or the worker
+    // drains: the connection then closes after its current request.
     bool refresh_runtime() {
+        if (listener_.stopped()) return false;
         const auto& current = worker_.runtime();
         if (current == rt_ && lc_) return true;
         rt_ = current;
@@ -231,15 +296,91 @@ private:
         return lc_ != nullptr;
     }
 
+    // The PROXY v1/v2 header a trusted proxy sends first, before TLS and
+    // HTTP, read with exact reads so that not a byte past it is taken; then
+    // the allowlist is applied to the address it carries. False when the
+    // connection is to be closed.
+    asio::awaitable<bool> read_proxy_header() {
+        const auto& rt = worker_.runtime();
+        const config::ListenerConfig* lc = nullptr;
+        for (const auto& l : rt->config->listeners)
+            if (l.name == listener_.name()) lc = &l;
+        if (!lc) co_return false;
+        arm(Phase::request_head, rt->config->limits.header_timeout);
+        std::vector<std::uint8_t> buf;
+        access::ProxyHeader h{};
+        for (;;) {
+            h = access::parse_proxy_header(buf);
+            if (h.status != access::ProxyStatus::need_more) break;
+            const std::size_t want = h.min_total > buf.size() ? h.min_total - buf.size() : 1;
+            const std::size_t have = buf.size();
+            buf.resize(have + want);
+            auto [ec, n] =
+                co_await asio::async_read(client_, asio::buffer(buf.data() + have, want), nothrow);
+            if (ec) {
+                buf.resize(have + n);
+                h.status = access::ProxyStatus::invalid;
+                h.error = "connection closed or timed out before the PROXY header ended";
+                break;
+            }
+        }
+        disarm();
+        error_code ignored;
+        auto peer = client_.remote_endpoint(ignored);
+        admission_ = access::admit_proxied(h, access::normalize(peer.address()),
+                                           lc->access.policy, lc->access.trusted_proxies);
+        if (admission_.action == access::AcceptAction::refuse) {
+            net::refusal_log().log({listener_.name(), admission_.client, admission_.reason,
+                                    access::normalize(peer.address()),
+                                    h.error ? std::string_view(h.error) : std::string_view()});
+            if (admission_.reason == access::DenyReason::bad_proxy_header ||
+                lc->access.on_deny == config::OnDeny::close) {
+                client_gone_ = true;
+                co_return false;
+            }
+        }
+        decision_ = admission_.decision();
+        conn_ip_ = admission_.client;
+        client_ip_ = conn_ip_;
+        client_ip_text_ = client_ip_.to_string();
+        co_return true;
+    }
+
+    // TLS: the handshake, within header_timeout. False when it failed.
+    asio::awaitable<bool> handshake() {
+        if (!client_tls_) co_return true;
+        const auto& rt = worker_.runtime();
+        arm(Phase::request_head, rt->config->limits.header_timeout);
+        auto [ec] = co_await client_tls_->async_handshake(asio::ssl::stream_base::server, nothrow);
+        disarm();
+        if (ec) {
+            spdlog::debug("listener {}: TLS handshake with {} failed: {}", listener_.name(),
+                          client_ip_text_, ec.message());
+            client_gone_ = true;  // nothing to say to it, not even close_notify
+            co_return false;
+        }
+        client_cert_ = tls::peer_subject(client_tls_->native_handle());
+        co_return true;
+    }
+
     asio::awaitable<void> serve() {
         while (!closed_) {
             if (!refresh_runtime()) co_return;
             const bool got = co_await read_request_head();
             if (!got) co_return;
+            // A reload while the connection sat idle: the request is served
+            // by the configuration in force when it arrived.
+            auto arrived_rt = rt_;
+            const auto* arrived_lc = lc_;
+            last_request_ = !refresh_runtime();
+            if (last_request_) {
+                rt_ = std::move(arrived_rt);
+                lc_ = arrived_lc;
+            }
             in_request_ = true;
             co_await handle_request();
             in_request_ = false;
-            if (!keep_alive_ || client_gone_ || worker_.draining()) co_return;
+            if (!keep_alive_ || client_gone_ || worker_.draining() || last_request_) co_return;
         }
     }
 
@@ -285,7 +426,8 @@ private:
             if (req_->is_header_done()) break;
             if (worker_.draining() && !got_bytes) co_return false;
 
-            auto [rec, n] = co_await read_some_into(client_, client_buf_, client_read_size_);
+            auto [rec, n] = co_await read_some(client_, client_tls_.get(), client_buf_,
+                                               client_read_size_);
             if (rec) {
                 bool head_timeout = timed_out(Phase::request_head);
                 disarm();
@@ -339,6 +481,58 @@ private:
         return std::nullopt;
     }
 
+    // Per request: the client behind trusted proxies (X-Forwarded-For) is
+    // judged by the allowlist, then the API key, when the listener asks for
+    // one. False when the request was refused (and answered, or the
+    // connection is to be closed).
+    asio::awaitable<bool> check_client() {
+        const auto& acc = lc_->access;
+        const auto& h = req_->head();
+        forwarded_for_.clear();
+        if (!acc.trusted_proxies.empty()) {
+            std::vector<std::string_view> xff;
+            for (auto it = h.find("X-Forwarded-For"); it != h.end() && beast::iequals(it->name_string(), "X-Forwarded-For"); ++it)
+                xff.emplace_back(it->value().data(), it->value().size());
+            auto fc = access::resolve_forwarded_for(conn_ip_, xff, acc.trusted_proxies);
+            const auto d = access::judge_request(fc, acc.policy);
+            client_ip_ = fc.address;
+            client_ip_text_ = client_ip_.to_string();
+            forwarded_for_ = std::move(fc.forwarded_for);
+            if (d != access::Decision::allowed) {
+                net::refusal_log().log({listener_.name(), client_ip_, access::to_deny_reason(d),
+                                        conn_ip_, {}});
+                if (acc.on_deny == config::OnDeny::respond_403)
+                    co_await send_error(403, "access denied", true);
+                keep_alive_ = false;
+                log_request();
+                co_return false;
+            }
+        }
+        api_key_name_ = {};
+        if (lc_->auth.enabled()) {
+            std::vector<std::string_view> values;
+            for (auto it = h.find(http::field::authorization);
+                 it != h.end() && it->name() == http::field::authorization; ++it)
+                values.emplace_back(it->value().data(), it->value().size());
+            auto ar = access::authenticate(*lc_->auth.keys, values);
+            if (ar.outcome != access::AuthOutcome::ok) {
+                net::refusal_log().log({listener_.name(), client_ip_,
+                                        access::to_deny_reason(ar.outcome), std::nullopt, {}});
+                const std::string challenge =
+                    std::string("WWW-Authenticate: ") + access::www_authenticate(ar.outcome) + "\r\n";
+                co_await send_error(401,
+                                    ar.outcome == access::AuthOutcome::missing_key
+                                        ? "missing API key: send Authorization: Bearer <key>"
+                                        : "invalid API key",
+                                    !req_->is_done(), challenge);
+                log_request();
+                co_return false;
+            }
+            api_key_name_ = ar.name;
+        }
+        co_return true;
+    }
+
     asio::awaitable<void> handle_request() {
         if (auto bad = check_request_shape()) {
             co_await send_error(400, *bad, true);
@@ -350,6 +544,8 @@ private:
             log_request();
             co_return;
         }
+        const bool client_ok = co_await check_client();
+        if (!client_ok) co_return;
         keep_alive_ = req_->keep_alive();
         upstream_ = rt_->upstreams[lc_->upstream_index].get();
 
@@ -365,13 +561,18 @@ private:
             auto expect = head[http::field::expect];
             if (beast::iequals(expect, "100-continue")) {
                 static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
-                auto [ec, n] = co_await asio::async_write(client_, asio::buffer(kContinue), nothrow);
+                iov_.clear();
+                iov_.emplace_back(kContinue.data(), kContinue.size());
+                auto [ec, n] = co_await write_all(client_, client_tls_.get(), iov_, tls_gather_);
                 if (ec) co_return;
             }
         }
 
         head_out_.clear();
-        ForwardContext fctx{client_ip_text_, "http", sv(head[http::field::host])};
+        ForwardContext fctx{client_ip_text_, client_tls_ ? "https" : "http",
+                            sv(head[http::field::host])};
+        fctx.forwarded_for = forwarded_for_;
+        fctx.strip_authorization = lc_->auth.enabled() && !lc_->auth.forward;
         std::string default_host;
         if (fctx.default_host.empty()) {
             default_host = upstream_->servers().empty() ? "" : upstream_->servers()[0]->name();
@@ -433,7 +634,7 @@ private:
         frame_pieces(req_framing_, req_->is_done(), req_->pieces(), req_->piece_bytes());
         if (iov_.empty()) co_return error_code{};
         arm(Phase::upstream_write, upstream_->config().timeouts.idle);
-        auto [ec, n] = co_await asio::async_write(conn_->socket, iov_, nothrow);
+        auto [ec, n] = co_await write_all(conn_->socket, conn_->tls.get(), iov_, tls_gather_);
         disarm();
         co_return ec;
     }
@@ -441,6 +642,48 @@ private:
     void note_upstream_failure(const char* what, const error_code& ec) {
         spdlog::warn("upstream {} server {}: {}: {}", upstream_->name(),
                      lease_ ? lease_->name() : std::string("-"), what, ec.message());
+    }
+
+    // Takes an in-flight slot on a server into lease_: at once when a usable
+    // server has room, else (servers at their max_in_flight cap) after
+    // waiting in the upstream's queue. False when the exchange is over: an
+    // error was sent (503 with Retry-After for a full queue or a wait that
+    // timed out), or the client left while waiting.
+    asio::awaitable<bool> acquire_server(const balancer::PickContext& ctx, unsigned attempts) {
+        auto* queue = upstream_->queue();
+        if (queue)
+            lease_ = queue->try_acquire(ctx);
+        else
+            lease_ = upstream::ServerLease(upstream_->balancer().pick(ctx));
+        if (lease_) co_return true;
+        if (attempts > 0) {
+            co_await send_error(last_error_status_, last_error_message_, !req_->is_done());
+            co_return false;
+        }
+        if (!queue || !upstream_->any_usable(ctx.now)) {
+            co_await send_error(503, "no healthy upstream server", !req_->is_done());
+            co_return false;
+        }
+        static constexpr std::string_view kRetryAfter = "Retry-After: 1\r\n";
+        auto waiter = std::make_shared<upstream::AdmissionQueue::Waiter>(client_.get_executor());
+        waiter->ctx = ctx;
+        waiter->timer.expires_after(upstream_->config().queue.timeout);
+        if (!queue->enqueue(waiter)) {
+            co_await send_error(503, "every upstream server is busy and the queue is full",
+                                !req_->is_done(), kRetryAfter);
+            co_return false;
+        }
+        queued_ = waiter;
+        if (req_->is_done()) watch_client();  // a client that leaves gives its place up
+        if (waiter->state != upstream::AdmissionQueue::Waiter::State::granted)
+            co_await waiter->timer.async_wait(nothrow);
+        queued_.reset();
+        lease_ = queue->leave(*waiter);
+        if (lease_) co_return true;
+        if (client_gone_) co_return false;
+        co_await send_error(503, "no upstream server became free in time", !req_->is_done(),
+                            kRetryAfter);
+        co_return false;
     }
 
     // Picks a server and delivers the request head (and the body bytes at
@@ -452,14 +695,8 @@ private:
         unsigned attempts = 0;
         for (;;) {
             balancer::PickContext ctx{client_ip_, failed, Clock::now()};
-            lease_ = upstream::ServerLease(upstream_->balancer().pick(ctx));
-            if (!lease_) {
-                if (attempts == 0)
-                    co_await send_error(503, "no upstream server available", !req_->is_done());
-                else
-                    co_await send_error(last_error_status_, last_error_message_, !req_->is_done());
-                co_return false;
-            }
+            const bool acquired = co_await acquire_server(ctx, attempts);
+            if (!acquired) co_return false;
             auto* server = lease_.get();
             server_name_ = server->name();
             conn_ = worker_.pool().take(server);
@@ -472,10 +709,15 @@ private:
                 disarm();
                 if (client_gone_) co_return false;
                 if (ec) {
-                    bool was_usable = server->usable();
-                    server->on_connect_failure();
-                    if (was_usable)
-                        note_upstream_failure(timeout ? "connect timed out" : "connect failed", ec);
+                    const bool ejected = server->on_failure(Clock::now(), upstream_->failure_threshold());
+                    // Logged once per ejection, not per request: a dead server
+                    // under load must not flood the log.
+                    spdlog::debug("upstream {} server {}: {}: {}", upstream_->name(),
+                                  server->name(), timeout ? "connect timed out" : "connect failed",
+                                  ec.message());
+                    if (ejected)
+                        spdlog::warn("upstream {} server {}: ejected after {} consecutive failures",
+                                     upstream_->name(), server->name(), upstream_->failure_threshold());
                     conn_.reset();
                     last_error_status_ = timeout ? 504 : 502;
                     last_error_message_ = timeout ? "upstream connect timed out"
@@ -490,9 +732,31 @@ private:
                                         !req_->is_done());
                     co_return false;
                 }
-                server->on_connect_success();
                 error_code ignored;
                 conn_->socket.set_option(tcp::no_delay(true), ignored);
+                const auto hec = co_await upstream_handshake(*server);
+                if (client_gone_) co_return false;
+                if (hec) {
+                    const bool hs_timeout = timed_out(Phase::connect);
+                    note_upstream_failure(hs_timeout ? "TLS handshake timed out" : "TLS handshake failed",
+                                          hec);
+                    server->on_failure(Clock::now(), upstream_->failure_threshold());
+                    conn_->socket.close(ignored);
+                    conn_.reset();
+                    // A handshake that never completes is a connect timeout (504).
+                    last_error_status_ = hs_timeout ? 504 : 502;
+                    last_error_message_ = hs_timeout ? "upstream TLS handshake timed out"
+                                                     : "upstream TLS handshake failed";
+                    if (attempts < ucfg.retries) {
+                        ++attempts;
+                        failed = server;
+                        lease_.release();
+                        continue;
+                    }
+                    co_await send_error(last_error_status_, last_error_message_,
+                                        !req_->is_done());
+                    co_return false;
+                }
             }
             auto ec = co_await write_upstream(true);
             if (client_gone_) co_return false;
@@ -516,11 +780,24 @@ private:
         }
     }
 
+    // TLS to the upstream, when configured, within the connect timeout.
+    asio::awaitable<error_code> upstream_handshake(const upstream::UpstreamServer& server) {
+        auto* tls = upstream_->tls();
+        if (!tls) co_return error_code{};
+        conn_->tls = std::make_unique<TlsStream>(conn_->socket, tls->context());
+        tls->prepare(conn_->tls->native_handle(), host_of(server.name()));
+        arm(Phase::connect, upstream_->config().timeouts.connect);
+        auto [ec] = co_await conn_->tls->async_handshake(asio::ssl::stream_base::client, nothrow);
+        disarm();
+        co_return ec;
+    }
+
     asio::awaitable<bool> stream_request_body() {
         const auto& limits = cfg().limits;
         while (!req_->is_done()) {
             arm(Phase::request_body, limits.client_idle);
-            auto [rec, n] = co_await read_some_into(client_, client_buf_, client_read_size_);
+            auto [rec, n] = co_await read_some(client_, client_tls_.get(), client_buf_,
+                                               client_read_size_);
             const bool timeout = timed_out(Phase::request_body);
             disarm();
             if (rec) {
@@ -598,11 +875,13 @@ private:
                 }
                 break;
             }
-            auto [rec, n] = co_await read_some_into(conn_->socket, conn_->buffer, conn_->read_size);
+            auto [rec, n] = co_await read_some(conn_->socket, conn_->tls.get(), conn_->buffer,
+                                               conn_->read_size);
             if (rec) {
                 const bool timeout = timed_out(Phase::first_byte) || timed_out(Phase::response_body);
                 disarm();
                 if (client_gone_) co_return false;
+                passive_failure();
                 abort_upstream();
                 if (timeout) {
                     note_upstream_failure("no response in time", rec);
@@ -632,6 +911,15 @@ private:
         co_return true;
     }
 
+    // A failure the server is to blame for (connect, reset or timeout before
+    // the first byte, a 5xx when passive.on_5xx) counts toward its ejection.
+    void passive_failure() {
+        if (!lease_) return;
+        if (lease_->on_failure(Clock::now(), upstream_->failure_threshold()))
+            spdlog::warn("upstream {} server {}: ejected after {} consecutive failures",
+                         upstream_->name(), lease_->name(), upstream_->failure_threshold());
+    }
+
     Framing choose_response_framing() {
         const auto code = res_->head().result_int();
         if (req_->head().method() == http::verb::head || code == 204 || code == 304 ||
@@ -645,7 +933,7 @@ private:
     asio::awaitable<error_code> write_client() {
         if (iov_.empty()) co_return error_code{};
         arm(Phase::client_write, cfg().limits.client_idle);
-        auto [ec, n] = co_await asio::async_write(client_, iov_, nothrow);
+        auto [ec, n] = co_await write_all(client_, client_tls_.get(), iov_, tls_gather_);
         disarm();
         bytes_out_ += n;
         co_return ec;
@@ -662,8 +950,12 @@ private:
         }
         const auto framing = choose_response_framing();
         if (framing == Framing::close) keep_alive_ = false;
-        if (worker_.draining()) keep_alive_ = false;
+        if (worker_.draining() || last_request_) keep_alive_ = false;
         status_ = res_->head().result_int();
+        if (status_ >= 500 && upstream_->config().passive.on_5xx)
+            passive_failure();
+        else
+            lease_->on_success();
         head_out_.clear();
         build_client_response_head(res_->head(), framing, res_->content_length().value_or(0),
                                    keep_alive_, req_->head().version(), head_out_);
@@ -697,10 +989,12 @@ private:
             if (res_->is_done()) break;
 
             arm(Phase::response_body, idle);
-            auto [rec, n] = co_await read_some_into(conn_->socket, conn_->buffer, conn_->read_size);
+            auto [rec, n] = co_await read_some(conn_->socket, conn_->tls.get(), conn_->buffer,
+                                               conn_->read_size);
             const bool timeout = timed_out(Phase::response_body);
             disarm();
-            if (rec == asio::error::eof && res_->need_eof()) {
+            const bool ended = rec == asio::error::eof || rec == asio::ssl::error::stream_truncated;
+            if (ended && res_->need_eof()) {
                 error_code eec;
                 res_->put_eof(eec);  // a close-delimited body ends here
                 continue;
@@ -740,14 +1034,15 @@ private:
 
     // ---- responses of our own -------------------------------------------
 
-    asio::awaitable<void> send_error(unsigned status, std::string message, bool close) {
+    asio::awaitable<void> send_error(unsigned status, std::string message, bool close,
+                                     std::string_view extra_headers = {}) {
         status_ = status;
         if (response_started_ || client_gone_) {
             keep_alive_ = false;
             co_return;
         }
         if (close) keep_alive_ = false;
-        error_body_ = make_error_response(status, message, !keep_alive_);
+        error_body_ = make_error_response(status, message, !keep_alive_, extra_headers);
         iov_.clear();
         iov_.emplace_back(error_body_.data(), error_body_.size());
         auto ec = co_await write_client();
@@ -756,6 +1051,7 @@ private:
     }
 
     void log_request() {
+        worker_.note_request();
         auto& log = worker_.access_log();
         if (!log.enabled() || !req_) return;
         const auto& h = req_->head();
@@ -772,12 +1068,21 @@ private:
         r.bytes_out = bytes_out_;
         r.duration_ms = ms_between(started_, Clock::now());
         r.first_byte_ms = first_byte_ms_;
+        r.client_cert = client_cert_;
+        r.api_key = api_key_name_;
         log.write(r);
     }
 
-    void close_client() {
+    asio::awaitable<void> close_client() {
         closed_ = true;
         stop_watch();
+        if (client_tls_ && !client_gone_) {
+            // close_notify, bounded: a client that does not answer it does
+            // not hold the connection open.
+            arm(Phase::client_write, std::chrono::seconds(1));
+            co_await client_tls_->async_shutdown(nothrow);  // any outcome ends the connection
+            disarm();
+        }
         error_code ec;
         timer_.cancel();
         client_.shutdown(tcp::socket::shutdown_send, ec);
@@ -787,8 +1092,16 @@ private:
     app::Worker& worker_;
     net::Listener& listener_;
     tcp::socket client_;
+    std::shared_ptr<tls::ServerContext> tls_ctx_;  // kept for the session's life
+    std::unique_ptr<TlsStream> client_tls_;         // wraps client_ on TLS listeners
+    std::string client_cert_;                       // verified mTLS subject
+    std::string tls_gather_;
     asio::steady_timer timer_;
+    access::Admission admission_;
     access::Decision decision_;
+    boost::asio::ip::address conn_ip_;  // socket peer, or the PROXY header's source
+    std::string forwarded_for_;          // X-Forwarded-For to send (behind trusted proxies)
+    std::string_view api_key_name_;      // the API key's name, for the access log
     boost::asio::ip::address client_ip_;
     std::string client_ip_text_;
 
@@ -804,6 +1117,7 @@ private:
     std::size_t pending_consume_ = 0;
 
     upstream::ServerLease lease_;
+    std::shared_ptr<upstream::AdmissionQueue::Waiter> queued_;
     std::shared_ptr<upstream::UpstreamConnection> conn_;
 
     std::string head_out_;
@@ -825,6 +1139,7 @@ private:
     bool client_gone_ = false;
     bool keep_alive_ = true;
     bool in_request_ = false;
+    bool last_request_ = false;  // the listener left the configuration
     bool closed_ = false;
     bool response_started_ = false;
     std::uint64_t requests_ = 0;
@@ -844,9 +1159,9 @@ private:
 }  // namespace
 
 void start_session(app::Worker& worker, net::Listener& listener, tcp::socket socket,
-                   access::Decision decision) {
+                   const access::Admission& admission) {
     auto session =
-        std::make_shared<ClientSession>(worker, listener, std::move(socket), decision);
+        std::make_shared<ClientSession>(worker, listener, std::move(socket), admission);
     // The completion handler owns the session until the coroutine ends.
     auto* s = session.get();
     asio::co_spawn(worker.io(), s->run(), [session = std::move(session)](std::exception_ptr e) {

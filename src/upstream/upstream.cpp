@@ -1,5 +1,9 @@
 #include "deepseek_gateway/upstream/upstream.hpp"
 
+#include "deepseek_gateway/tls/context.hpp"
+
+#include <stdexcept>
+
 namespace dsgw::upstream {
 
 Upstream::Upstream(const config::UpstreamConfig& cfg,
@@ -9,7 +13,19 @@ Upstream::Upstream(const config::UpstreamConfig& cfg,
     raw.reserve(servers_.size());
     for (auto& s : servers_) raw.push_back(s.get());
     balancer_ = balancer::make_balancer(cfg_.balancer, std::move(raw));
+    if (cfg_.tls.enabled) tls_ = std::make_unique<tls::ClientContext>(cfg_.tls);
+    for (auto& server : servers_) server->set_max_in_flight(cfg_.max_in_flight);
+    if (cfg_.max_in_flight > 0)
+        queue_ = std::make_unique<AdmissionQueue>(*balancer_, cfg_.queue.size);
 }
+
+bool Upstream::any_usable(Clock::time_point now) const {
+    for (const auto& s : servers_)
+        if (s->usable(now)) return true;
+    return false;
+}
+
+Upstream::~Upstream() = default;
 
 std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Config> cfg,
                                               const Runtime* previous) {
@@ -33,7 +49,24 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
                                    : std::make_shared<UpstreamServer>(scfg.address.to_string(),
                                                                       ep, scfg.weight));
         }
-        rt->upstreams.push_back(std::make_unique<Upstream>(ucfg, std::move(servers)));
+        try {
+            rt->upstreams.push_back(std::make_unique<Upstream>(ucfg, std::move(servers)));
+        } catch (const std::exception& e) {
+            throw std::runtime_error("upstreams[" + std::to_string(rt->upstreams.size()) +
+                                     "].tls: " + e.what());
+        }
+    }
+    for (const auto& lcfg : cfg->listeners) {
+        if (!lcfg.tls.enabled) {
+            rt->listener_tls.emplace_back();
+            continue;
+        }
+        try {
+            rt->listener_tls.push_back(std::make_shared<tls::ServerContext>(lcfg.tls));
+        } catch (const std::exception& e) {
+            throw std::runtime_error("listeners[" + std::to_string(rt->listener_tls.size()) +
+                                     "].tls: " + e.what());
+        }
     }
     return rt;
 }

@@ -453,8 +453,8 @@ TEST(LoadConfig, UnknownKeysAreErrorsWithASuggestion) {
         "upstreams[0].timeouts.frist_byte: unknown key (did you mean \"first_byte\"?)");
     expect_one_error(with(kListener, "name: u, servers: [{address: 127.0.0.1:9001}], colour: blue"),
                      "upstreams[0].colour: unknown key (expected one of: name, balancer, servers, "
-                     "keepalive, retries, timeouts, tls, max_in_flight, queue, slow_start, "
-                     "resolve_interval, passive, health_check)");
+                     "keepalive, retries, timeouts, tls, max_in_flight, queue, passive, "
+                     "health_check, slow_start, resolve_interval)");
 }
 
 TEST(LoadConfig, UnknownKeysAreCaughtAtEveryLevel) {
@@ -492,34 +492,60 @@ logging: {bogus_logging: 1}
 
 TEST(LoadConfig, LaterFeaturesAreRejectedNotIgnored) {
     const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
-    expect_one_error(std::string(kMinimal) + "admin: {address: 127.0.0.1:9100}\n",
-                     "admin: not supported yet");
-    expect_one_error(with(kListener + ", tls: {certificate: /x.pem, private_key: /y.pem}"),
-                     "listeners[0].tls: not supported yet");
-    expect_one_error(with(kListener + ", auth: {api_keys_file: /k.yaml}"),
-                     "listeners[0].auth: not supported yet");
     expect_one_error(with(kListener + ", routes: []"), "listeners[0].routes: not supported yet");
-    expect_one_error(with("name: l, address: 127.0.0.1:8080, access: {allow: [127.0.0.0/8], "
-                          "trusted_proxies: []}, upstream: u"),
-                     "listeners[0].access.trusted_proxies: not supported yet");
-    expect_one_error(with("name: l, address: 127.0.0.1:8080, access: {allow: [127.0.0.0/8], "
-                          "proxy_protocol: true}, upstream: u"),
-                     "listeners[0].access.proxy_protocol: not supported yet");
-    expect_one_error(with(kListener, u + ", tls: true"), "upstreams[0].tls: not supported yet");
-    expect_one_error(with(kListener, u + ", tls: {ca: /ca.pem}"),
-                     "upstreams[0].tls: not supported yet");
-    expect_one_error(with(kListener, u + ", max_in_flight: 4"),
-                     "upstreams[0].max_in_flight: not supported yet");
-    expect_one_error(with(kListener, u + ", queue: {size: 100}"),
-                     "upstreams[0].queue: not supported yet");
     expect_one_error(with(kListener, u + ", slow_start: 30s"),
                      "upstreams[0].slow_start: not supported yet");
     expect_one_error(with(kListener, u + ", resolve_interval: 30s"),
                      "upstreams[0].resolve_interval: not supported yet");
-    expect_one_error(with(kListener, u + ", passive: {on_5xx: true}"),
-                     "upstreams[0].passive: not supported yet");
-    expect_one_error(with(kListener, u + ", health_check: {path: /health}"),
-                     "upstreams[0].health_check: not supported yet");
+}
+
+TEST(LoadConfig, AdmissionKeysLoad) {
+    const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
+    auto r = load_config_string(with(
+        kListener, u + ", max_in_flight: 4, queue: {size: 7, timeout: 2s}, passive: {on_5xx: true}, "
+                       "health_check: {path: /health, interval: 1s, timeout: 500ms, "
+                       "healthy_after: 1, unhealthy_after: 5}"));
+    ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+    const auto& up = r.config->upstreams[0];
+    EXPECT_EQ(up.max_in_flight, 4u);
+    EXPECT_EQ(up.queue.size, 7u);
+    EXPECT_EQ(up.queue.timeout, std::chrono::seconds(2));
+    EXPECT_TRUE(up.passive.on_5xx);
+    EXPECT_TRUE(up.health_check.enabled);
+    EXPECT_EQ(up.health_check.interval, std::chrono::seconds(1));
+    EXPECT_EQ(up.health_check.timeout, std::chrono::milliseconds(500));
+    EXPECT_EQ(up.health_check.healthy_after, 1u);
+    EXPECT_EQ(up.health_check.unhealthy_after, 5u);
+    expect_one_error(with(kListener, u + ", health_check: {path: health}"),
+                     "upstreams[0].health_check.path: must start with \"/\" (got \"health\")");
+    expect_one_error(with(kListener, u + ", health_check: {interval: 1s, timeout: 2s}"),
+                     "upstreams[0].health_check.timeout: must not be longer than interval");
+    expect_one_error(with(kListener, u + ", queue: {size: 1, wait: 2s}"),
+                     "upstreams[0].queue.wait: unknown key (expected one of: size, timeout)");
+}
+
+TEST(LoadConfig, TlsFilesAreCheckedWithTheirKeyPaths) {
+    const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
+    auto r = load_config_string(
+        with(kListener + ", tls: {certificate: /nonexistent/x.pem, private_key: /nonexistent/y.pem}"));
+    ASSERT_EQ(r.errors.size(), 2u);
+    EXPECT_EQ(r.errors[0].rfind("listeners[0].tls.certificate: cannot read \"/nonexistent/x.pem\"", 0), 0u)
+        << r.errors[0];
+    EXPECT_EQ(r.errors[1].rfind("listeners[0].tls.private_key: cannot read \"/nonexistent/y.pem\"", 0), 0u)
+        << r.errors[1];
+    expect_one_error(with(kListener + ", tls: {min_version: \"1.3\"}"),
+                     "listeners[0].tls.certificate: required (or a list under \"certificates\")");
+    auto ca = load_config_string(with(kListener, u + ", tls: {ca: /nonexistent/ca.pem}"));
+    ASSERT_EQ(ca.errors.size(), 1u);
+    EXPECT_EQ(ca.errors[0].rfind("upstreams[0].tls.ca: cannot read \"/nonexistent/ca.pem\"", 0), 0u)
+        << ca.errors[0];
+    auto on = load_config_string(with(kListener, u + ", tls: true"));
+    ASSERT_TRUE(on.errors.empty()) << on.errors[0];
+    EXPECT_TRUE(on.config->upstreams[0].tls.enabled);
+    EXPECT_TRUE(on.config->upstreams[0].tls.verify);
+    auto off = load_config_string(with(kListener, u + ", tls: false"));
+    ASSERT_TRUE(off.errors.empty());
+    EXPECT_FALSE(off.config->upstreams[0].tls.enabled);
 }
 
 TEST(LoadConfig, AllowListIsRequiredAndSaysHowToAllowAll) {

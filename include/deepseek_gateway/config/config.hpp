@@ -3,6 +3,7 @@
 // built once by load_config_*() and then only read: workers hold a
 // std::shared_ptr<const Config>, and a reload builds a new one.
 
+#include "deepseek_gateway/access/api_keys.hpp"
 #include "deepseek_gateway/access/policy.hpp"
 
 #include <boost/asio/ip/address.hpp>
@@ -30,6 +31,49 @@ enum class OnDeny { close, respond_403 };
 struct AccessConfig {
     access::Policy policy;  // allow (required) and deny
     OnDeny on_deny = OnDeny::close;
+    // Peers whose X-Forwarded-For (and PROXY header) is believed; they are
+    // admitted at accept and judged by the clients they speak for
+    // (access/admission.hpp).
+    access::CidrSet trusted_proxies;
+    // Every connection starts with a PROXY v1/v2 header, from a trusted proxy.
+    bool proxy_protocol = false;
+};
+
+// listeners[].auth (SPEC §3). Absent: no key is asked for.
+struct AuthConfig {
+    std::string api_keys_file;
+    // The file, read and checked at load: a reload re-reads it. Null when
+    // the listener has no auth section.
+    std::shared_ptr<const access::ApiKeys> keys;
+    bool forward = false;  // pass the client's Authorization header upstream
+    bool enabled() const { return keys != nullptr; }
+};
+
+enum class TlsVersion { v1_2, v1_3 };
+enum class VerifyClient { required, optional };
+
+struct CertKeyPair {
+    std::string certificate;  // PEM: the certificate, then its chain
+    std::string private_key;  // PEM, RSA or ECDSA
+};
+
+// listeners[].tls (SPEC §3). Absent: plain HTTP.
+struct ListenerTlsConfig {
+    bool enabled = false;
+    // One pair, or several chosen by SNI; the first is the default.
+    std::vector<CertKeyPair> certificates;
+    TlsVersion min_version = TlsVersion::v1_2;
+    std::string client_ca;  // mTLS when set
+    VerifyClient verify_client = VerifyClient::required;
+};
+
+// upstreams[].tls. `false` or absent: plain HTTP to the servers.
+struct UpstreamTlsConfig {
+    bool enabled = false;
+    std::string ca;           // empty: the system store
+    std::string server_name;  // SNI and name check; empty: each server's host
+    bool verify = true;
+    CertKeyPair client;       // optional client certificate (both empty: none)
 };
 
 struct ListenerConfig {
@@ -37,6 +81,8 @@ struct ListenerConfig {
     HostPort address;                     // host is an IP literal
     boost::asio::ip::address ip;          // address.host parsed
     AccessConfig access;
+    AuthConfig auth;
+    ListenerTlsConfig tls;
     std::string upstream;                 // name of an entry in Config::upstreams
     std::size_t upstream_index = 0;       // its index there
 };
@@ -58,6 +104,27 @@ struct UpstreamTimeouts {
     Duration idle = std::chrono::seconds(120);        // longest silence between response chunks
 };
 
+// upstreams[].queue: the waiting room when every usable server is at its
+// max_in_flight cap.
+struct QueueConfig {
+    unsigned size = 100;
+    Duration timeout = std::chrono::seconds(30);
+};
+
+// upstreams[].health_check: active probes, one prober for the whole process.
+struct HealthCheckConfig {
+    bool enabled = false;
+    std::string path = "/health";
+    Duration interval = std::chrono::seconds(5);
+    Duration timeout = std::chrono::seconds(2);
+    unsigned healthy_after = 2;    // consecutive successes to re-admit
+    unsigned unhealthy_after = 3;  // consecutive failures to eject (probes, and passive)
+};
+
+struct PassiveConfig {
+    bool on_5xx = false;  // count 5xx answers as failures
+};
+
 struct UpstreamConfig {
     std::string name;
     BalancerKind balancer = BalancerKind::least_conn;
@@ -65,6 +132,11 @@ struct UpstreamConfig {
     unsigned keepalive = 32;  // idle pooled connections kept per server, per worker
     unsigned retries = 1;     // only for requests that cannot have reached an upstream
     UpstreamTimeouts timeouts;
+    UpstreamTlsConfig tls;
+    unsigned max_in_flight = 0;  // per server, exact across workers; 0 = unlimited
+    QueueConfig queue;
+    PassiveConfig passive;
+    HealthCheckConfig health_check;
 };
 
 struct LimitsConfig {
@@ -85,12 +157,23 @@ struct LoggingConfig {
     LogFormat format = LogFormat::json;
 };
 
+// admin: the listener for /metrics, /healthz and /readyz (SPEC §5). Loopback
+// only unless configured otherwise.
+struct AdminConfig {
+    HostPort address{"127.0.0.1", 9100};  // port 0: any free port
+    boost::asio::ip::address ip = boost::asio::ip::make_address("127.0.0.1");
+    access::Policy access = default_admin_access();  // allow 127.0.0.1/32, ::1/128
+
+    static access::Policy default_admin_access();
+};
+
 struct Config {
     unsigned workers = 1;  // "auto" is resolved to the number of CPUs at load
     std::vector<ListenerConfig> listeners;
     std::vector<UpstreamConfig> upstreams;
     LimitsConfig limits;
     LoggingConfig logging;
+    AdminConfig admin;
     Duration shutdown_timeout = std::chrono::seconds(30);
     std::string source;  // file it was loaded from, for messages
 };

@@ -27,6 +27,8 @@ struct AccessRecord {
     std::uint64_t bytes_out = 0;  // response bytes written to the client
     double duration_ms = 0;
     double first_byte_ms = -1;  // request sent -> first upstream byte; -1 when none
+    std::string_view client_cert;  // verified client certificate subject (mTLS); "" when none
+    std::string_view api_key;      // name of the API key used; "" when none
 };
 
 class AccessLog {

@@ -26,6 +26,10 @@ struct ForwardContext {
     std::string_view client_address;  // "192.0.2.7" or "2001:db8::1", no port
     std::string_view proto;           // "http" or "https"
     std::string_view default_host;    // Host to send when the client sent none
+    // X-Forwarded-For to send; empty: client_address. Behind trusted proxies
+    // it is the received chain with the peer appended (access/forwarded_for.hpp).
+    std::string_view forwarded_for = {};
+    bool strip_authorization = false;  // the gateway checked the API key itself
 };
 
 // True when `name` is hop-by-hop: one of RFC 9110 §7.6.1's fixed list, or a

@@ -2,7 +2,7 @@
 // One client connection: read a request, forward it upstream, stream the
 // response back, repeat while keep-alive lasts. See session.cpp for the flow.
 
-#include "deepseek_gateway/access/policy.hpp"
+#include "deepseek_gateway/access/admission.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -15,10 +15,11 @@ class Listener;
 
 namespace dsgw::proxy {
 
-// Starts serving `socket` on the worker's event loop. `decision` is the
-// accept-time access check; a refused peer reaches here only when the
+// Starts serving `socket` on the worker's event loop. `admission` is the
+// accept-time access check (access/admission.hpp): admit, read the PROXY
+// header first, or refuse — a refused peer reaches here only when the
 // listener answers refusals with 403.
 void start_session(app::Worker& worker, net::Listener& listener,
-                   boost::asio::ip::tcp::socket socket, access::Decision decision);
+                   boost::asio::ip::tcp::socket socket, const access::Admission& admission);
 
 }  // namespace dsgw::proxy

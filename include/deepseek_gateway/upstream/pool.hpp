@@ -7,6 +7,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
 #include <cstdint>
@@ -22,6 +23,8 @@ public:
         : socket(io), server(server) {}
 
     boost::asio::ip::tcp::socket socket;
+    // Set when the upstream speaks TLS: wraps `socket`.
+    std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls;
     boost::beast::flat_buffer buffer;  // bytes read but not yet parsed
     UpstreamServer* server;
     std::uint64_t requests = 0;  // requests sent on this connection

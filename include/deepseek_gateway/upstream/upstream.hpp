@@ -7,35 +7,57 @@
 
 #include "deepseek_gateway/balancer/balancer.hpp"
 #include "deepseek_gateway/config/config.hpp"
+#include "deepseek_gateway/upstream/admission.hpp"
 #include "deepseek_gateway/upstream/server.hpp"
 
 #include <memory>
 #include <vector>
 
+namespace dsgw::tls {
+class ServerContext;
+class ClientContext;
+}  // namespace dsgw::tls
+
 namespace dsgw::upstream {
 
 class Upstream {
 public:
+    // Throws std::runtime_error when the upstream's TLS material fails to load.
     Upstream(const config::UpstreamConfig& cfg,
              std::vector<std::shared_ptr<UpstreamServer>> servers);
+    ~Upstream();
 
     const config::UpstreamConfig& config() const { return cfg_; }
     const std::string& name() const { return cfg_.name; }
     balancer::Balancer& balancer() const { return *balancer_; }
     const std::vector<std::shared_ptr<UpstreamServer>>& servers() const { return servers_; }
+    // Null when the upstream speaks plain HTTP.
+    tls::ClientContext* tls() const { return tls_.get(); }
+    // Null when servers have no max_in_flight cap.
+    AdmissionQueue* queue() const { return queue_.get(); }
+    // Consecutive failures that eject a server (probes and passive).
+    unsigned failure_threshold() const { return cfg_.health_check.unhealthy_after; }
+    bool any_usable(Clock::time_point now = Clock::now()) const;
 
 private:
     const config::UpstreamConfig& cfg_;  // owned by the Runtime's Config
     std::vector<std::shared_ptr<UpstreamServer>> servers_;
     std::unique_ptr<balancer::Balancer> balancer_;
+    std::unique_ptr<tls::ClientContext> tls_;
+    std::unique_ptr<AdmissionQueue> queue_;
 };
 
 struct Runtime {
     std::shared_ptr<const config::Config> config;
     std::vector<std::unique_ptr<Upstream>> upstreams;  // same order as config->upstreams
+    // Same order as config->listeners; null for plain-HTTP listeners.
+    std::vector<std::shared_ptr<tls::ServerContext>> listener_tls;
 
     // `previous` (may be null) lends the UpstreamServer objects of servers
-    // that keep their upstream name and address.
+    // that keep their upstream name and address. Certificates and keys are
+    // read again every time (that is how SIGHUP renews them). Throws
+    // std::runtime_error, naming the key and file, when TLS material fails to
+    // load.
     static std::shared_ptr<const Runtime> build(std::shared_ptr<const config::Config> cfg,
                                                 const Runtime* previous);
 };
