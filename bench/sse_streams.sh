@@ -32,6 +32,7 @@ mock_port=$(grep -oE '[0-9]+$' "$tmp/mock.out" | head -1)
 
 cat >"$tmp/gw.yaml" <<YAML
 workers: $workers
+admin: {address: 127.0.0.1:0}
 listeners:
   - name: bench
     address: 127.0.0.1:0

@@ -9,6 +9,10 @@
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/log/log.hpp"
 #include "deepseek_gateway/net/listener.hpp"
+#include "deepseek_gateway/admin/admin_server.hpp"
+#include "deepseek_gateway/admin/readiness.hpp"
+#include "deepseek_gateway/metrics/metrics.hpp"
+#include "deepseek_gateway/metrics/sample.hpp"
 #include "deepseek_gateway/upstream/health.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
 
@@ -63,14 +67,12 @@ const char* signal_name(int sig) {
     return "signal";
 }
 
-// METRICS HOOK (issue 6 / SPEC §6): increment
-// deepseek_gateway_config_reloads_total{result="success"|"failure"} here once
-// the metrics module exists. Called on the main thread, once per SIGHUP.
-void count_reload(bool success) { (void)success; }
 
 }  // namespace
 
 struct App::Impl {
+    // First, so that it outlives everything holding its handles.
+    metrics::Metrics metrics{DSGW_VERSION};
     std::string config_path;
     std::shared_ptr<const config::Config> config;
     std::shared_ptr<const upstream::Runtime> runtime;
@@ -78,6 +80,11 @@ struct App::Impl {
     std::vector<std::unique_ptr<Worker>> workers;
     // Active health checks: one prober for the process, on its own thread.
     std::unique_ptr<upstream::HealthChecker> health;
+    // /metrics, /healthz, /readyz, on worker 0's event loop.
+    std::unique_ptr<admin::AdminServer> admin;
+
+    // config_reloads_total{result}: once per SIGHUP, on the main thread.
+    void count_reload(bool success) { metrics.reload_result(success); }
 
     asio::io_context main_io{1};
     asio::signal_set signals{main_io, SIGINT, SIGTERM, SIGHUP};
@@ -142,7 +149,7 @@ int App::Impl::start() {
     log::setup(config->logging.format, config->logging.level);
     try {
         access_log = std::make_shared<log::AccessLog>(config->logging.access_log);
-        runtime = upstream::Runtime::build(config, nullptr);
+        runtime = upstream::Runtime::build(config, nullptr, &metrics);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "deepseek-gateway: %s\n", e.what());
         return 3;
@@ -151,12 +158,28 @@ int App::Impl::start() {
         workers.push_back(std::make_unique<Worker>(i, runtime, access_log));
     for (std::size_t i = 0; i < config->listeners.size(); ++i)
         if (int rc = bind_at_start(config->listeners[i], i); rc != 0) return rc;
+    // The admin listener runs on worker 0's event loop: its readiness check
+    // and the gauges sampled before a render read that worker's runtime.
+    auto* w0 = workers.front().get();
+    admin = std::make_unique<admin::AdminServer>(w0->io(), config->admin, metrics);
+    admin->set_readiness_check([w0] { return admin::unready_upstream(*w0->runtime()); });
+    metrics.set_before_render([w0] {
+        const auto& rt = w0->runtime();
+        if (rt->metrics) metrics::sample_runtime(*rt, *rt->metrics);
+    });
+    try {
+        admin->start();
+    } catch (const std::system_error& e) {
+        std::fprintf(stderr, "deepseek-gateway: %s\n", e.what());
+        return 3;
+    }
     for (auto& w : workers) w->start();
     health = std::make_unique<upstream::HealthChecker>();
     health->apply(runtime);
     spdlog::info("gateway ready: {} listener(s), {} worker(s), config {}", config->listeners.size(),
                  workers.size(), config_path);
     systemd::notify_ready(status_text());
+    admin->set_serving(true);
     start_watchdog();
     start_status();
     return 0;
@@ -251,7 +274,7 @@ std::optional<App::Impl::ReloadPlan> App::Impl::prepare_reload(std::vector<std::
                      workers.size(), plan.next->workers, workers.size());
     try {
         // Throws when TLS material (certificates, keys, CAs) cannot be loaded.
-        plan.runtime = upstream::Runtime::build(plan.next, runtime.get());
+        plan.runtime = upstream::Runtime::build(plan.next, runtime.get(), &metrics);
     } catch (const std::exception& e) {
         errors.push_back(e.what());
         return std::nullopt;
@@ -321,6 +344,11 @@ void App::Impl::apply_reload(ReloadPlan plan) {
         plan.next->logging.level != config->logging.level)
         log::setup(plan.next->logging.format, plan.next->logging.level);
     for (const auto& note : plan.notes) spdlog::info("reload: {}", note);
+    if (admin) {
+        admin->update_access(plan.next->admin.access);
+        if (plan.next->admin.address.to_string() != config->admin.address.to_string())
+            spdlog::warn("reload: admin.address changes take effect at the next restart");
+    }
     config = plan.next;
     runtime = plan.runtime;
     access_log = plan.access_log;
@@ -356,6 +384,7 @@ void App::Impl::reload_finished() {
 // ---- drain -----------------------------------------------------------------
 
 void App::Impl::drain() {
+    if (admin) admin->set_serving(false);  // /readyz: 503 from now on
     draining = true;
     systemd::notify_stopping(status_text());
     spdlog::info("draining: no new connections; waiting up to {} ms for in-flight requests",
@@ -475,6 +504,8 @@ int App::run() {
     if (d.health) d.health->stop();
     for (auto& w : d.workers) w->stop();
     for (auto& w : d.workers) w->join();
+    if (d.admin) d.admin->stop();
+    d.admin.reset();  // before the worker whose event loop it used
     d.workers.clear();
     if (d.access_log) d.access_log->flush();
     return 0;

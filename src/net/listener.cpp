@@ -4,6 +4,7 @@
 #include "deepseek_gateway/access/policy.hpp"
 #include "deepseek_gateway/net/refusals.hpp"
 #include "deepseek_gateway/app/worker.hpp"
+#include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/proxy/session.hpp"
 
 #include <boost/asio/ip/v6_only.hpp>
@@ -122,8 +123,12 @@ void Listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
     const auto& acc = lc->access;
     auto admission = access::admit_connection(peer.address(), acc.policy, acc.trusted_proxies,
                                               acc.proxy_protocol);
+    const metrics::ListenerMetrics* lm =
+        rt->metrics ? rt->metrics->listener(static_cast<std::size_t>(lc - rt->config->listeners.data()))
+                    : nullptr;
     if (admission.action == access::AcceptAction::refuse) {
         refusal_log().log({name_, admission.client, admission.reason, std::nullopt, {}});
+        if (lm) lm->denied_by(admission.reason);
         // A PROXY header from an untrusted peer, or on_deny: close: close at
         // once with a reset, before any byte is read or written. Otherwise
         // the session answers 403.

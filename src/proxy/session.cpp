@@ -25,6 +25,7 @@
 
 #include "deepseek_gateway/access/api_keys.hpp"
 #include "deepseek_gateway/app/worker.hpp"
+#include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/net/listener.hpp"
 #include "deepseek_gateway/net/refusals.hpp"
 #include "deepseek_gateway/proxy/errors.hpp"
@@ -130,11 +131,18 @@ public:
           admission_(admission),
           decision_(admission.decision()) {
         const auto& rt = worker_.runtime();
-        for (std::size_t i = 0; i < rt->config->listeners.size(); ++i)
-            if (rt->config->listeners[i].name == listener_.name() && rt->listener_tls[i]) {
+        for (std::size_t i = 0; i < rt->config->listeners.size(); ++i) {
+            if (rt->config->listeners[i].name != listener_.name()) continue;
+            if (rt->listener_tls[i]) {
                 tls_ctx_ = rt->listener_tls[i];
                 client_tls_ = std::make_unique<TlsStream>(client_, tls_ctx_->context());
             }
+            if (rt->metrics) {
+                accept_metrics_ = rt->metrics;
+                lm_ = rt->metrics->listener(i);
+                lm_->connection_opened();
+            }
+        }
         error_code ec;
         auto peer = client_.remote_endpoint(ec);
         conn_ip_ = admission.client.is_unspecified() ? access::normalize(peer.address())
@@ -147,6 +155,7 @@ public:
     }
 
     ~ClientSession() override {
+        if (lm_) lm_->connection_closed();
         worker_.remove_session(this);
         listener_.connection_closed();
         worker_.session_ended();
@@ -354,6 +363,7 @@ private:
         auto [ec] = co_await client_tls_->async_handshake(asio::ssl::stream_base::server, nothrow);
         disarm();
         if (ec) {
+            if (lm_ && lm_->tls_handshake_errors) lm_->tls_handshake_errors->Increment();
             spdlog::debug("listener {}: TLS handshake with {} failed: {}", listener_.name(),
                           client_ip_text_, ec.message());
             client_gone_ = true;  // nothing to say to it, not even close_notify
@@ -481,6 +491,30 @@ private:
         return std::nullopt;
     }
 
+    // ---- metrics ----------------------------------------------------------
+
+    std::size_t listener_index() const {
+        return static_cast<std::size_t>(lc_ - rt_->config->listeners.data());
+    }
+
+    // The handles of the server the lease is on, or null.
+    const metrics::ServerMetrics* server_metrics() const {
+        if (!rt_ || !rt_->metrics || !lease_ || !upstream_) return nullptr;
+        const auto& servers = upstream_->servers();
+        for (std::size_t s = 0; s < servers.size(); ++s)
+            if (servers[s].get() == lease_.get())
+                return rt_->metrics->server(lc_->upstream_index, s);
+        return nullptr;
+    }
+
+    void count_error(metrics::UpstreamErrorKind kind) const {
+        if (const auto* sm = server_metrics()) sm->error(kind);
+    }
+
+    void count_denied(access::DenyReason reason) const {
+        if (rt_ && rt_->metrics && lc_) rt_->metrics->listener(listener_index())->denied_by(reason);
+    }
+
     // Per request: the client behind trusted proxies (X-Forwarded-For) is
     // judged by the allowlist, then the API key, when the listener asks for
     // one. False when the request was refused (and answered, or the
@@ -501,6 +535,7 @@ private:
             if (d != access::Decision::allowed) {
                 net::refusal_log().log({listener_.name(), client_ip_, access::to_deny_reason(d),
                                         conn_ip_, {}});
+                count_denied(access::to_deny_reason(d));
                 if (acc.on_deny == config::OnDeny::respond_403)
                     co_await send_error(403, "access denied", true);
                 keep_alive_ = false;
@@ -518,6 +553,7 @@ private:
             if (ar.outcome != access::AuthOutcome::ok) {
                 net::refusal_log().log({listener_.name(), client_ip_,
                                         access::to_deny_reason(ar.outcome), std::nullopt, {}});
+                count_denied(access::to_deny_reason(ar.outcome));
                 const std::string challenge =
                     std::string("WWW-Authenticate: ") + access::www_authenticate(ar.outcome) + "\r\n";
                 co_await send_error(401,
@@ -679,6 +715,9 @@ private:
             co_await waiter->timer.async_wait(nothrow);
         queued_.reset();
         lease_ = queue->leave(*waiter);
+        if (rt_->metrics)
+            rt_->metrics->upstream(lc_->upstream_index)
+                ->queue_wait->observe(std::chrono::duration<double>(Clock::now() - ctx.now).count());
         if (lease_) co_return true;
         if (client_gone_) co_return false;
         co_await send_error(503, "no upstream server became free in time", !req_->is_done(),
@@ -709,6 +748,7 @@ private:
                 disarm();
                 if (client_gone_) co_return false;
                 if (ec) {
+                    count_error(metrics::UpstreamErrorKind::connect);
                     const bool ejected = server->on_failure(Clock::now(), upstream_->failure_threshold());
                     // Logged once per ejection, not per request: a dead server
                     // under load must not flood the log.
@@ -740,6 +780,7 @@ private:
                     const bool hs_timeout = timed_out(Phase::connect);
                     note_upstream_failure(hs_timeout ? "TLS handshake timed out" : "TLS handshake failed",
                                           hec);
+                    count_error(metrics::UpstreamErrorKind::connect);
                     server->on_failure(Clock::now(), upstream_->failure_threshold());
                     conn_->socket.close(ignored);
                     conn_.reset();
@@ -863,6 +904,7 @@ private:
             if (ec) {
                 disarm();
                 note_upstream_failure("bad response", ec);
+                count_error(metrics::UpstreamErrorKind::protocol);
                 abort_upstream();
                 co_await send_error(502, "upstream sent an invalid response", !req_->is_done());
                 co_return false;
@@ -881,6 +923,8 @@ private:
                 const bool timeout = timed_out(Phase::first_byte) || timed_out(Phase::response_body);
                 disarm();
                 if (client_gone_) co_return false;
+                count_error(timeout ? metrics::UpstreamErrorKind::timeout
+                                    : metrics::UpstreamErrorKind::reset);
                 passive_failure();
                 abort_upstream();
                 if (timeout) {
@@ -956,6 +1000,8 @@ private:
             passive_failure();
         else
             lease_->on_success();
+        if (const auto* sm = server_metrics())
+            sm->response(status_, first_byte_ms_ >= 0 ? first_byte_ms_ / 1000.0 : -1);
         head_out_.clear();
         build_client_response_head(res_->head(), framing, res_->content_length().value_or(0),
                                    keep_alive_, req_->head().version(), head_out_);
@@ -1000,8 +1046,11 @@ private:
                 continue;
             }
             if (rec) {
-                if (!client_gone_)
+                if (!client_gone_) {
                     note_upstream_failure(timeout ? "stream idle too long" : "stream cut", rec);
+                    count_error(timeout ? metrics::UpstreamErrorKind::timeout
+                                        : metrics::UpstreamErrorKind::reset);
+                }
                 break;
             }
             conn_->buffer.commit(n);
@@ -1052,6 +1101,12 @@ private:
 
     void log_request() {
         worker_.note_request();
+        if (rt_ && rt_->metrics && lc_ && req_) {
+            const auto i = listener_index();
+            rt_->metrics->requests(i)->record(
+                status_, std::chrono::duration<double>(Clock::now() - started_).count());
+            rt_->metrics->listener(i)->bytes(bytes_in_, bytes_out_);
+        }
         auto& log = worker_.access_log();
         if (!log.enabled() || !req_) return;
         const auto& h = req_->head();
@@ -1097,6 +1152,8 @@ private:
     std::string client_cert_;                       // verified mTLS subject
     std::string tls_gather_;
     asio::steady_timer timer_;
+    std::shared_ptr<const metrics::ConfigMetrics> accept_metrics_;  // keeps lm_ valid
+    const metrics::ListenerMetrics* lm_ = nullptr;  // the listener it was accepted on
     access::Admission admission_;
     access::Decision decision_;
     boost::asio::ip::address conn_ip_;  // socket peer, or the PROXY header's source

@@ -1,5 +1,6 @@
 #include "deepseek_gateway/upstream/upstream.hpp"
 
+#include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/tls/context.hpp"
 
 #include <stdexcept>
@@ -28,7 +29,8 @@ bool Upstream::any_usable(Clock::time_point now) const {
 Upstream::~Upstream() = default;
 
 std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Config> cfg,
-                                              const Runtime* previous) {
+                                              const Runtime* previous,
+                                              metrics::Metrics* metrics) {
     auto rt = std::make_shared<Runtime>();
     rt->config = cfg;
     for (const auto& ucfg : cfg->upstreams) {
@@ -67,6 +69,13 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
             throw std::runtime_error("listeners[" + std::to_string(rt->listener_tls.size()) +
                                      "].tls: " + e.what());
         }
+    }
+    if (metrics) {
+        rt->metrics = metrics->apply(*cfg);
+        for (std::size_t i = 0; i < rt->listener_tls.size(); ++i)
+            if (rt->listener_tls[i])
+                rt->metrics->set_certificate_expiry(
+                    i, static_cast<double>(rt->listener_tls[i]->not_after()));
     }
     return rt;
 }

@@ -17,7 +17,7 @@ std::string yaml_with(const std::string& mock, const std::string& access,
                       const std::string& listener_extra = "",
                       const std::string& address = "127.0.0.1:0",
                       const std::string& balancer = "round_robin") {
-    return "workers: 2\nlisteners:\n  - name: main\n    address: \"" + address +
+    return "workers: 2\nadmin: {address: 127.0.0.1:0}\nlisteners:\n  - name: main\n    address: \"" + address +
            "\"\n    access: " + access + "\n" + listener_extra +
            "    upstream: pool\nupstreams:\n  - name: pool\n    balancer: " + balancer +
            "\n    servers: [{address: " + mock +
@@ -76,7 +76,7 @@ TEST(ForwardedFor, IpHashUsesTheForwardedClient) {
     for (auto& m : mocks) ASSERT_TRUE(m->ok());
     std::string servers;
     for (auto& m : mocks) servers += "{address: " + m->address() + "}, ";
-    std::string y = "workers: 2\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n"
+    std::string y = "workers: 2\nadmin: {address: 127.0.0.1:0}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n"
                     "    access: {allow: [0.0.0.0/0], trusted_proxies: [127.0.0.1/32]}\n"
                     "    upstream: pool\nupstreams:\n  - name: pool\n    balancer: ip_hash\n"
                     "    servers: [" + servers + "]\nlogging: {format: text, access_log: \"off\"}\n";

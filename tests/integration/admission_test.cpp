@@ -14,7 +14,7 @@ namespace {
 
 std::string yaml_for(const std::vector<std::string>& servers, const std::string& extra,
                      const std::string& timeouts = "{connect: 2s, first_byte: 30s, idle: 30s}") {
-    std::string y = "workers: 2\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n"
+    std::string y = "workers: 2\nadmin: {address: 127.0.0.1:0}\nlisteners:\n  - name: main\n    address: 127.0.0.1:0\n"
                     "    access: {allow: [127.0.0.0/8]}\n    upstream: pool\n"
                     "upstreams:\n  - name: pool\n    balancer: least_conn\n    servers:\n";
     for (const auto& s : servers) y += "      - address: " + s + "\n";

@@ -407,6 +407,8 @@ std::string list(const std::vector<std::string>& v) {
 std::string GatewayConfig::yaml() const {
     std::ostringstream y;
     y << "workers: " << workers << "\n";
+    // Any free port: tests run in parallel, and 127.0.0.1:9100 is the default.
+    y << "admin:\n  address: 127.0.0.1:0\n";
     y << "listeners:\n";
     for (const auto& l : listeners) {
         y << "  - name: " << l.name << "\n";

@@ -13,6 +13,11 @@
 #include <memory>
 #include <vector>
 
+namespace dsgw::metrics {
+class Metrics;
+class ConfigMetrics;
+}  // namespace dsgw::metrics
+
 namespace dsgw::tls {
 class ServerContext;
 class ClientContext;
@@ -52,6 +57,9 @@ struct Runtime {
     std::vector<std::unique_ptr<Upstream>> upstreams;  // same order as config->upstreams
     // Same order as config->listeners; null for plain-HTTP listeners.
     std::vector<std::shared_ptr<tls::ServerContext>> listener_tls;
+    // The metric handles of this configuration (null without metrics, as in
+    // unit tests). Held here so they live as long as a session uses them.
+    std::shared_ptr<const metrics::ConfigMetrics> metrics;
 
     // `previous` (may be null) lends the UpstreamServer objects of servers
     // that keep their upstream name and address. Certificates and keys are
@@ -59,7 +67,8 @@ struct Runtime {
     // std::runtime_error, naming the key and file, when TLS material fails to
     // load.
     static std::shared_ptr<const Runtime> build(std::shared_ptr<const config::Config> cfg,
-                                                const Runtime* previous);
+                                                const Runtime* previous,
+                                                metrics::Metrics* metrics = nullptr);
 };
 
 }  // namespace dsgw::upstream

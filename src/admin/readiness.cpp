@@ -1,0 +1,17 @@
+#include "deepseek_gateway/admin/readiness.hpp"
+
+namespace dsgw::admin {
+
+std::optional<std::string> unready_upstream(const upstream::Runtime& rt) {
+    const auto now = upstream::Clock::now();
+    for (const auto& up : rt.upstreams) {
+        bool any = false;
+        for (const auto& s : up->servers()) any = any || s->usable(now);
+        if (!any)
+            return "upstream " + up->name() + " has no usable server (" +
+                   std::to_string(up->servers().size()) + " configured)";
+    }
+    return std::nullopt;
+}
+
+}  // namespace dsgw::admin

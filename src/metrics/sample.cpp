@@ -1,0 +1,21 @@
+#include "deepseek_gateway/metrics/sample.hpp"
+
+namespace dsgw::metrics {
+
+void sample_runtime(const upstream::Runtime& rt, const ConfigMetrics& m) {
+    if (rt.upstreams.size() != m.upstream_count()) return;
+    const auto now = upstream::Clock::now();
+    for (std::size_t u = 0; u < rt.upstreams.size(); ++u) {
+        if (const auto* queue = rt.upstreams[u]->queue())
+            m.upstream(u)->queue_length->Set(static_cast<double>(queue->length()));
+        const auto& servers = rt.upstreams[u]->servers();
+        if (servers.size() != m.server_count(u)) continue;
+        for (std::size_t s = 0; s < servers.size(); ++s) {
+            auto* sm = m.server(u, s);
+            sm->in_flight->Set(static_cast<double>(servers[s]->in_flight()));
+            sm->healthy->Set(servers[s]->usable(now) ? 1 : 0);
+        }
+    }
+}
+
+}  // namespace dsgw::metrics
