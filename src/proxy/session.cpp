@@ -741,53 +741,28 @@ private:
             conn_ = worker_.pool().take(server);
             const bool reused = conn_ != nullptr;
             if (!conn_) {
-                conn_ = std::make_shared<upstream::UpstreamConnection>(worker_.io(), server);
-                arm(Phase::connect, ucfg.timeouts.connect);
-                auto [ec] = co_await conn_->socket.async_connect(server->endpoint(), nothrow);
-                const bool timeout = timed_out(Phase::connect);
-                disarm();
+                const auto failure = co_await open_upstream(*server);
                 if (client_gone_) co_return false;
-                if (ec) {
+                if (failure) {
                     count_error(metrics::UpstreamErrorKind::connect);
-                    const bool ejected = server->on_failure(Clock::now(), upstream_->failure_threshold());
+                    const bool ejected =
+                        server->on_failure(Clock::now(), upstream_->failure_threshold());
                     // Logged once per ejection, not per request: a dead server
                     // under load must not flood the log.
                     spdlog::debug("upstream {} server {}: {}: {}", upstream_->name(),
-                                  server->name(), timeout ? "connect timed out" : "connect failed",
-                                  ec.message());
+                                  server->name(), failure->what, failure->ec.message());
                     if (ejected)
-                        spdlog::warn("upstream {} server {}: ejected after {} consecutive failures",
-                                     upstream_->name(), server->name(), upstream_->failure_threshold());
-                    conn_.reset();
-                    last_error_status_ = timeout ? 504 : 502;
-                    last_error_message_ = timeout ? "upstream connect timed out"
-                                                  : "upstream connect failed";
-                    if (attempts < ucfg.retries) {
-                        ++attempts;
-                        failed = server;
-                        lease_.release();
-                        continue;
-                    }
-                    co_await send_error(last_error_status_, last_error_message_,
-                                        !req_->is_done());
-                    co_return false;
-                }
-                error_code ignored;
-                conn_->socket.set_option(tcp::no_delay(true), ignored);
-                const auto hec = co_await upstream_handshake(*server);
-                if (client_gone_) co_return false;
-                if (hec) {
-                    const bool hs_timeout = timed_out(Phase::connect);
-                    note_upstream_failure(hs_timeout ? "TLS handshake timed out" : "TLS handshake failed",
-                                          hec);
-                    count_error(metrics::UpstreamErrorKind::connect);
-                    server->on_failure(Clock::now(), upstream_->failure_threshold());
+                        spdlog::warn("upstream {} server {}: ejected after {} consecutive failures "
+                                     "(last: {}: {})",
+                                     upstream_->name(), server->name(),
+                                     upstream_->failure_threshold(), failure->what,
+                                     failure->ec.message());
+                    error_code ignored;
                     conn_->socket.close(ignored);
                     conn_.reset();
-                    // A handshake that never completes is a connect timeout (504).
-                    last_error_status_ = hs_timeout ? 504 : 502;
-                    last_error_message_ = hs_timeout ? "upstream TLS handshake timed out"
-                                                     : "upstream TLS handshake failed";
+                    // A connect or handshake that never completes is a timeout (504).
+                    last_error_status_ = failure->timeout ? 504 : 502;
+                    last_error_message_ = std::string("upstream ") + failure->what;
                     if (attempts < ucfg.retries) {
                         ++attempts;
                         failed = server;
@@ -819,6 +794,33 @@ private:
             req_->clear_pieces();
             co_return true;
         }
+    }
+
+    struct OpenFailure {
+        error_code ec;
+        bool timeout = false;
+        const char* what = "";  // "connect failed", "TLS handshake timed out", ...
+    };
+
+    // A new connection to `server` in conn_: TCP connect, then TLS when the
+    // upstream uses it, both within the connect timeout. Nothing on success.
+    asio::awaitable<std::optional<OpenFailure>> open_upstream(upstream::UpstreamServer& server) {
+        conn_ = std::make_shared<upstream::UpstreamConnection>(worker_.io(), &server);
+        arm(Phase::connect, upstream_->config().timeouts.connect);
+        auto [ec] = co_await conn_->socket.async_connect(server.endpoint(), nothrow);
+        bool timeout = timed_out(Phase::connect);
+        disarm();
+        if (ec)
+            co_return OpenFailure{ec, timeout, timeout ? "connect timed out" : "connect failed"};
+        error_code ignored;
+        conn_->socket.set_option(tcp::no_delay(true), ignored);
+        const auto hec = co_await upstream_handshake(server);
+        if (hec) {
+            timeout = timed_out(Phase::connect);
+            co_return OpenFailure{hec, timeout,
+                                  timeout ? "TLS handshake timed out" : "TLS handshake failed"};
+        }
+        co_return std::nullopt;
     }
 
     // TLS to the upstream, when configured, within the connect timeout.
