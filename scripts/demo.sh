@@ -46,6 +46,10 @@ inference servers behind it (round robin). Try, in another terminal:
     -H 'Content-Type: application/json' \
     -d '{"model":"deepseek-chat","stream":true,"messages":[{"role":"user","content":"Hello"}]}'
 
+  # Prometheus metrics and readiness on the admin listener (loopback only)
+  curl -s http://127.0.0.1:9100/metrics | grep deepseek_gateway_requests_total
+  curl -si http://127.0.0.1:9100/readyz
+
 Access-log lines (JSON) appear below. Press Ctrl-C to stop.
 
 MSG
