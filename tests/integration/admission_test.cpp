@@ -212,5 +212,31 @@ TEST(Health, KilledServerIsEjectedByChecksAndReadmittedWhenBack) {
     EXPECT_GT(seen["a"], 0);
 }
 
+TEST(Retries, DeadServerWithoutHealthChecksCostsNoRequestAndNoneRunsTwice) {
+    auto mocks = start_mocks(2);
+    for (auto& m : mocks) ASSERT_TRUE(m->ok());
+    ClosedPort dead;  // bound, not listening: connects are refused
+    Gateway gw;
+    ASSERT_TRUE(gw.start(yaml_for({mocks[0]->address(), dead.address(), mocks[1]->address()},
+                                  "    retries: 1\n")))
+        << gw.logs();
+    for (int i = 0; i < 300; ++i) {
+        const std::string id = "req-" + std::to_string(i);
+        auto r = request_once(gw.port(), http_request("POST", "/v1/chat/completions",
+                                                      {{"X-Request-Id", id}}, chat_body(false)));
+        ASSERT_TRUE(r) << id;
+        ASSERT_EQ(r->status, 200) << id << " " << r->body << gw.logs();
+    }
+    // Every request reached exactly one live server, once.
+    std::map<std::string, int> seen;
+    for (auto& m : mocks) {
+        auto s = m->stats();
+        ASSERT_TRUE(s);
+        for (const auto& id : s->request_ids) ++seen[id];
+    }
+    EXPECT_EQ(seen.size(), 300u);
+    for (const auto& [id, n] : seen) EXPECT_EQ(n, 1) << id << " was sent " << n << " times";
+}
+
 }  // namespace
 }  // namespace dsgw::it
