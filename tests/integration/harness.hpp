@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <cerrno>
 #include <regex>
 #include <string>
 #include <string_view>
@@ -250,6 +251,10 @@ public:
     // One recv() with a deadline: >0 bytes appended to `out`, 0 end of file,
     // -1 error (last_errno()), -2 timeout.
     long recv_some(std::string& out, milliseconds timeout, std::size_t max = 65536);
+    // For the shared reading loops (harness_read.hpp).
+    std::string& pending_bytes() { return buf_; }
+    std::string recv_error() const;
+    bool recv_was_reset() const { return err_ == ECONNRESET; }
 
     // Reads one full response (bytes left over stay buffered for the next).
     std::optional<Response> read_response(milliseconds timeout = 10s, bool head_request = false,

@@ -2,6 +2,7 @@
 // harness_tls.hpp).
 
 #include "harness_tls.hpp"
+#include "harness_read.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -269,101 +270,20 @@ long TlsConn::recv_some(std::string& out, milliseconds timeout, std::size_t max)
 }
 
 std::optional<Response> TlsConn::read_response(milliseconds timeout, bool head_request,
-                                               std::string* error) {
-    ResponseParser parser(head_request);
-    auto deadline = Clock::now() + timeout;
-    auto fail = [&](const std::string& why) -> std::optional<Response> {
-        if (error) *error = why;
-        return std::nullopt;
-    };
-    if (!buf_.empty()) {
-        std::size_t used = parser.feed(buf_);
-        buf_.erase(0, used);
-    }
-    while (!parser.done()) {
-        if (parser.failed()) return fail(parser.error());
-        auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-        if (left <= 0ms) return fail("timed out reading response");
-        std::string chunk;
-        long n = recv_some(chunk, left);
-        if (n == -2) return fail("timed out reading response");
-        if (n == -1) return fail(error_);
-        if (n == 0) {
-            parser.feed_eof();
-            if (!parser.done()) return fail(parser.error().empty() ? "closed" : parser.error());
-            break;
-        }
-        std::size_t used = parser.feed(chunk);
-        buf_.append(chunk, used, std::string::npos);
-    }
-    return parser.response();
+                                          std::string* error) {
+    return reading::response(*this, timeout, head_request, error);
 }
 
 StreamResult TlsConn::read_stream(Clock::time_point sent_at, milliseconds timeout) {
-    StreamReader reader(sent_at);
-    read_into(reader, timeout);
-    return reader.result();
+    return reading::stream(*this, sent_at, timeout);
 }
 
 bool TlsConn::read_into(StreamReader& reader, milliseconds timeout, std::size_t until_events) {
-    auto deadline = Clock::now() + timeout;
-    auto enough = [&] {
-        return reader.finished() || reader.result().events.size() >= until_events;
-    };
-    if (!buf_.empty()) {
-        std::string pending = std::move(buf_);
-        buf_.clear();
-        reader.on_data(pending, Clock::now());
-    }
-    while (!enough()) {
-        auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-        if (left <= 0ms) {
-            if (reader.result().error.empty()) reader.result().error = "timed out reading stream";
-            return false;
-        }
-        std::string chunk;
-        long n = recv_some(chunk, left);
-        auto now = Clock::now();
-        if (n == -2) continue;
-        if (n == -1) {
-            reader.result().error = error_;
-            return false;
-        }
-        if (n == 0) {
-            reader.on_eof(now);
-            return reader.result().ok;
-        }
-        reader.on_data(chunk, now);
-    }
-    return reader.result().ok || reader.result().events.size() >= until_events;
+    return reading::into(*this, reader, timeout, until_events);
 }
 
 Conn::CloseResult TlsConn::wait_close(milliseconds timeout) {
-    Conn::CloseResult cr;
-    cr.data = std::move(buf_);
-    buf_.clear();
-    auto deadline = Clock::now() + timeout;
-    for (;;) {
-        auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now());
-        if (left <= 0ms) {
-            cr.timed_out = true;
-            return cr;
-        }
-        long n = recv_some(cr.data, left);
-        if (n == -2) {
-            cr.timed_out = true;
-            return cr;
-        }
-        if (n == 0) {
-            cr.closed = true;
-            return cr;
-        }
-        if (n == -1) {
-            cr.closed = true;
-            cr.reset = error_.find("reset") != std::string::npos;
-            return cr;
-        }
-    }
+    return reading::close_wait(*this, timeout);
 }
 
 TlsSession TlsConn::session() const {

@@ -70,6 +70,10 @@ public:
     // to `out`, 0 end of stream (close_notify or TCP EOF), -1 error (error()),
     // -2 timeout.
     long recv_some(std::string& out, milliseconds timeout, std::size_t max = 65536);
+    // For the shared reading loops (harness_read.hpp).
+    std::string& pending_bytes() { return buf_; }
+    std::string recv_error() const { return error_; }
+    bool recv_was_reset() const { return error_.find("reset") != std::string::npos; }
     // True when the last 0 from recv_some came with a close_notify (a clean
     // TLS close), false for a bare TCP EOF.
     bool saw_close_notify() const { return close_notify_; }
