@@ -9,7 +9,7 @@
 #      (perf probe; removed again at exit; slow too, only the count matters).
 # The gateway runs on PROXY_CPU (1), wrk and the mock on LOAD_CPU (0), as in run.sh.
 #
-# Usage: bench/profile.sh            (env: DURATION=8 CONNS=64 WORKERS=1 SKIP_BUILD=1
+# Usage: bench/profile.sh            (env: DURATION=8 CONNS=64 WORKERS=1 SKIP_BUILD=1 PORT=18090
 #                                      OUT=bench/results/profile-DATE; TOOLS="perf strace allocs")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,17 +41,15 @@ taskset -c "$LOAD_CPU" "$bin/tools/mock_server/deepseek-mock-server" --listen 12
 pids+=($!)
 for _ in $(seq 100); do grep -q 'listening on' "$tmp/mock.out" 2>/dev/null && break; sleep 0.05; done
 mock_port=$(grep -oE '[0-9]+$' "$tmp/mock.out" | head -1)
-sed -e "s|@WORKERS@|$WORKERS|; s|@PLAIN_PORT@|0|; s|@MOCK_PORT@|$mock_port|; /@TLS_LISTENER@/d" \
+port=${PORT:-18090}  # fixed, as in run.sh: with port 0 the admin listener could be taken for it
+if ss -Hltn "sport = :$port" | grep -q .; then echo "port $port is in use; set PORT" >&2; exit 1; fi
+sed -e "s|@WORKERS@|$WORKERS|; s|@PLAIN_PORT@|$port|; s|@MOCK_PORT@|$mock_port|; /@TLS_LISTENER@/d" \
   bench/conf/gateway.yaml.in >"$tmp/gw.yaml"
 taskset -c "$PROXY_CPU" "$bin/deepseek-gateway" --config "$tmp/gw.yaml" >"$tmp/gw.out" 2>"$tmp/gw.err" &
 gw=$!
 pids+=("$gw")
-port=
-for _ in $(seq 100); do  # (logging.level warn hides the "listening on" line)
-  port=$(ss -Hltnp 2>/dev/null | grep "pid=$gw," | grep -oE '127\.0\.0\.1:[0-9]+' | head -1 | cut -d: -f2)
-  [ -n "$port" ] && break; sleep 0.05
-done
-[ -n "$port" ] || { cat "$tmp/gw.err" >&2; exit 1; }
+for _ in $(seq 100); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.05; done
+ss -Hltn "sport = :$port" | grep -q . || { cat "$tmp/gw.err" >&2; exit 1; }
 url="http://127.0.0.1:$port/"
 load() { taskset -c "$LOAD_CPU" wrk -t1 -c "$CONNS" -d "$1" -s bench/wrk/completion.lua "$url" | grep '^WRK'; }
 load 2s >/dev/null  # warm-up

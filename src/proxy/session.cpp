@@ -120,7 +120,8 @@ void adapt_read_size(std::size_t n, std::size_t& read_size) {
 }
 
 class ClientSession final : public std::enable_shared_from_this<ClientSession>,
-                            public app::DrainTarget {
+                            public app::DrainTarget,
+                            private util::DelayQueue::Entry {
 public:
     ClientSession(app::Worker& worker, net::Listener& listener, tcp::socket socket,
                   const access::Admission& admission)
@@ -248,6 +249,20 @@ private:
     }
 
     // ---- client watch ---------------------------------------------------
+    //
+    // Asio's async_wait costs an epoll_ctl each time it is started, so the
+    // watch over a response is deferred: watch_client_soon() queues the
+    // session on the worker's watch queue, and only a response still under
+    // way 10-20 ms later arms the real watch. Most completions never do.
+
+    void watch_client_soon() {
+        watching_ = true;
+        worker_.watch_queue().push(*this);
+    }
+
+    void on_due() override {
+        if (watching_ && !closed_) watch_client();
+    }
 
     void watch_client() {
         watching_ = true;
@@ -261,6 +276,7 @@ private:
 
     void stop_watch() {
         // The pending wait, if any, completes later and is ignored.
+        worker_.watch_queue().remove(*this);
         watching_ = false;
         ++watch_gen_;
     }
@@ -988,7 +1004,7 @@ private:
     // Returns true when the exchange ended cleanly (the upstream connection
     // may be reused).
     asio::awaitable<bool> relay_response() {
-        watch_client();
+        watch_client_soon();
         const bool head_ok = co_await read_response_head();
         if (!head_ok) {
             stop_watch();

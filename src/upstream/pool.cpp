@@ -9,10 +9,23 @@ std::shared_ptr<UpstreamConnection> UpstreamPool::take(const UpstreamServer* ser
     if (it == idle_.end() || it->second.empty()) return nullptr;
     auto conn = std::move(it->second.back());
     it->second.pop_back();
-    ++conn->idle_generation;  // the pending watch, when it completes, is stale
-    boost::system::error_code ec;
-    conn->socket.cancel(ec);
+    unwatch(*conn);
     return conn;
+}
+
+void UpstreamPool::unwatch(UpstreamConnection& conn) {
+    ++conn.idle_generation;  // an armed watch, when it completes, is stale
+    conn.pool_ = nullptr;
+    if (conn.queued()) {
+        watch_later_.remove(conn);  // not armed yet: nothing to cancel
+        return;
+    }
+    boost::system::error_code ec;
+    conn.socket.cancel(ec);
+}
+
+void UpstreamConnection::on_due() {
+    if (pool_) pool_->watch(shared_from_this());
 }
 
 void UpstreamPool::put(std::shared_ptr<UpstreamConnection> conn, unsigned max_idle) {
@@ -21,13 +34,14 @@ void UpstreamPool::put(std::shared_ptr<UpstreamConnection> conn, unsigned max_id
     while (q.size() >= max_idle) {
         auto old = std::move(q.front());
         q.pop_front();
-        ++old->idle_generation;
+        unwatch(*old);
         boost::system::error_code ec;
         old->socket.close(ec);
     }
     ++conn->idle_generation;
-    q.push_back(conn);
-    watch(q.back());
+    conn->pool_ = this;
+    watch_later_.push(*conn);
+    q.push_back(std::move(conn));
 }
 
 void UpstreamPool::watch(const std::shared_ptr<UpstreamConnection>& conn) {
@@ -48,7 +62,7 @@ void UpstreamPool::evict(const std::shared_ptr<UpstreamConnection>& conn) {
     auto pos = std::find(q.begin(), q.end(), conn);
     if (pos == q.end()) return;
     q.erase(pos);
-    ++conn->idle_generation;
+    unwatch(*conn);
     ++evicted_;
     boost::system::error_code ec;
     conn->socket.close(ec);
@@ -58,7 +72,7 @@ void UpstreamPool::close_server(const UpstreamServer* server) {
     auto it = idle_.find(server);
     if (it == idle_.end()) return;
     for (auto& c : it->second) {
-        ++c->idle_generation;
+        unwatch(*c);
         boost::system::error_code ec;
         c->socket.close(ec);
     }
@@ -68,7 +82,7 @@ void UpstreamPool::close_server(const UpstreamServer* server) {
 void UpstreamPool::close_all() {
     for (auto& [server, q] : idle_)
         for (auto& c : q) {
-            ++c->idle_generation;
+            unwatch(*c);
             boost::system::error_code ec;
             c->socket.close(ec);
         }

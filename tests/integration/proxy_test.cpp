@@ -209,6 +209,41 @@ TEST(KeepAlive, ClientConnectionAndUpstreamConnectionsAreReused) {
     EXPECT_LE(s->connections_accepted, 2);
 }
 
+// An upstream with a short keep-alive timeout closes pooled connections while
+// they sit idle. The gateway notices (its idle watch is armed after 10-20 ms)
+// and drops them: later requests open fresh connections instead of failing
+// on a dead one. The mock closes after 50 ms; the test waits 300 ms.
+TEST(KeepAlive, PooledConnectionsTheServerClosedAreNotUsed) {
+    MockServer mock("m", {"--idle-close-ms", "50"});
+    ASSERT_TRUE(mock.ok());
+    Gateway gw;
+    ASSERT_TRUE(gw.start(basic_config({mock.address()}))) << gw.logs();
+    for (int round = 0; round < 3; ++round) {
+        // Several connections in the pool at once.
+        std::vector<std::unique_ptr<Conn>> conns;
+        for (int i = 0; i < 4; ++i) {
+            conns.push_back(std::make_unique<Conn>());
+            ASSERT_TRUE(conns.back()->connect(gw.port()));
+            ASSERT_TRUE(conns.back()->send_all(stream_request(2, 20)));
+        }
+        for (auto& c : conns) {
+            StreamResult s = c->read_stream(Clock::now(), 10s);
+            ASSERT_TRUE(s.ok) << "round " << round << ": " << s.error;
+        }
+        std::this_thread::sleep_for(300ms);
+        for (int i = 0; i < 8; ++i) {
+            auto r = request_once(gw.port(), chat_request());
+            ASSERT_TRUE(r) << "round " << round << " request " << i;
+            ASSERT_EQ(r->status, 200) << "round " << round << " request " << i << ": " << r->body;
+        }
+    }
+    auto s = mock.stats();
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->requests, 3 * 12);
+    // Each round's idle connections were closed by the server and replaced.
+    EXPECT_GE(s->connections_accepted, 3 * 1 + 4);
+}
+
 // ------------------------------------------------------------ headers, bodies
 
 TEST(Headers, HopByHopRemovedForwardedHeadersSet) {

@@ -224,6 +224,31 @@ TEST_F(Streaming, ClientHangupBeforeFirstTokenCancelsUpstream) {
     EXPECT_EQ(after->in_flight, 0);
 }
 
+// The watch over the client is armed only once a response has taken 10 ms
+// (short requests never pay for it). A client that sends its request and
+// hangs up at once, well inside those 10 ms, is still noticed: when the watch
+// is armed the closed socket is reported straight away.
+TEST_F(Streaming, ClientHangupRightAfterSendingCancelsUpstream) {
+    for (int round = 0; round < 5; ++round) {
+        Conn c;
+        ASSERT_TRUE(c.connect(gw_.port()));
+        ASSERT_TRUE(c.send_all(stream_request(5, 10, 5000)));
+        auto closed_at = steady_ns();
+        c.close();
+        auto s = mock_->wait_stats(
+            [&](const MockStats& st) { return st.streams_cancelled >= round + 1; }, 4s);
+        ASSERT_TRUE(s);
+        ASSERT_EQ(s->streams_cancelled, round + 1) << "upstream not cancelled: " << s->raw;
+        double delta_ms = static_cast<double>(s->last_peer_close_ns - closed_at) / 1e6;
+        std::cout << "round " << round << ": upstream noticed the hang-up " << delta_ms
+                  << " ms after the client closed\n";
+        EXPECT_LT(delta_ms, 100.0);
+        auto after = mock_->wait_stats([](const MockStats& st) { return st.in_flight == 0; }, 2s);
+        ASSERT_TRUE(after);
+        EXPECT_EQ(after->in_flight, 0);
+    }
+}
+
 // A slow reader must not make the gateway buffer without bound or lose data:
 // a client that reads late still receives every event, in order.
 TEST_F(Streaming, SlowReaderGetsEveryEventInOrder) {

@@ -10,7 +10,7 @@ constexpr std::string_view kUsage =
     "usage: deepseek-mock-server [--listen HOST:PORT] [--id NAME] [--threads N]\n"
     "         [--tokens N] [--token-delay-ms N] [--first-token-delay-ms N]\n"
     "         [--fail-status CODE] [--close-after-tokens N] [--hang]\n"
-    "         [--response-bytes N] [--quiet]\n"
+    "         [--response-bytes N] [--idle-close-ms N] [--quiet]\n"
     "         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "  --listen HOST:PORT        address to bind (default 127.0.0.1:0); IPv6 as [::1]:0\n"
     "  --id NAME                 server id in X-Mock-Server and in JSON (default: the port)\n"
@@ -20,6 +20,7 @@ constexpr std::string_view kUsage =
     "  --first-token-delay-ms N  delay before the first token / the answer (default 0)\n"
     "  --fail-status CODE        answer every completion with CODE and an OpenAI error\n"
     "  --close-after-tokens N    close the connection abruptly after N SSE events\n"
+    "  --idle-close-ms N         close a keep-alive connection idle for N ms (default 0: never)\n"
     "  --hang                    read requests but never answer them\n"
     "  --response-bytes N        pad non-streaming completion JSON to about N bytes\n"
     "  --quiet                   no log lines on stderr\n"
@@ -151,6 +152,9 @@ ParseResult parse_options(int argc, char** argv) {
     } else if (flag("--close-after-tokens")) {
       if (!number(0, kMaxTokens, n, err)) return bad(err);
       o.close_after_tokens = static_cast<std::int64_t>(n);
+    } else if (flag("--idle-close-ms")) {
+      if (!number(1, kMaxDelayMs, n, err)) return bad(err);
+      o.idle_close_ms = static_cast<std::uint32_t>(n);
     } else if (flag("--response-bytes")) {
       if (!number(0, kMaxResponseBytes, n, err)) return bad(err);
       o.response_bytes = n;

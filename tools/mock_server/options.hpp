@@ -20,6 +20,7 @@ struct Options {
   unsigned fail_status = 0;                // 0: no failure
   std::int64_t close_after_tokens = -1;    // -1: never
   bool hang = false;
+  std::uint32_t idle_close_ms = 0;         // 0: keep idle connections open
   std::uint64_t response_bytes = 0;        // 0: natural size
   bool quiet = false;
   // HTTPS on the listen address when both are set (PEM files).

@@ -222,6 +222,16 @@ class Session {
     co_return !ec;
   }
 
+  // True when the peer sends something (or closes) within `ms`.
+  asio::awaitable<bool> idle_wait(std::uint32_t ms) {
+    auto& raw = [this]() -> tcp::socket& {
+      if constexpr (kTls) return sock_.next_layer();
+      else return sock_;
+    }();
+    auto which = co_await (raw.async_wait(tcp::socket::wait_read, tok) || sleep_void(ms));
+    co_return which.index() == 0;
+  }
+
   asio::awaitable<void> sleep_void(std::uint32_t ms) {
     try {
       co_await sleep_ms(ms);
@@ -716,7 +726,13 @@ void Session<Stream>::build_echo(const Parser& p) {
 
 template <class Stream>
 asio::awaitable<void> Session<Stream>::run() {
-  for (;;) {
+  for (bool first = true;; first = false) {
+    // --idle-close-ms: like a server with a short keep-alive timeout, close a
+    // connection that stays idle between requests, without a word.
+    if (const auto idle = srv_.options().idle_close_ms; idle > 0 && !first && buf_.size() == 0) {
+      const bool readable = co_await idle_wait(idle);
+      if (!readable) break;
+    }
     Parser p;
     p.header_limit(kHeaderLimit);
     p.body_limit(kBodyLimit);

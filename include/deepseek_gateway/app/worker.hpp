@@ -7,6 +7,7 @@
 // Everything here runs on the worker thread except where a comment says "from
 // any thread": the App reaches a worker by post()ing to io().
 
+#include "deepseek_gateway/util/delay_queue.hpp"
 #include "deepseek_gateway/log/access_log.hpp"
 #include "deepseek_gateway/upstream/pool.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
@@ -71,6 +72,8 @@ public:
     unsigned index() const { return index_; }
     boost::asio::io_context& io() { return io_; }
     upstream::UpstreamPool& pool() { return pool_; }
+    // Client watches wait here before they are armed (see proxy/session.cpp).
+    util::DelayQueue& watch_queue() { return watch_queue_; }
 
     // The configuration new requests use. Sessions copy it per request; the
     // copy shares a control block local to this worker, so the worker can tell
@@ -133,6 +136,9 @@ private:
     unsigned index_;
     EventLoop io_{1};
     upstream::UpstreamPool pool_{io_};
+    // 10 ms: a client that hangs up is noticed within 20 ms (issue 2 asks
+    // for 100 ms), and a request answered sooner never arms a watch.
+    util::DelayQueue watch_queue_{io_, std::chrono::milliseconds(10)};
     std::shared_ptr<const upstream::Runtime> runtime_;
     std::shared_ptr<log::AccessLog> access_log_;
     std::vector<std::unique_ptr<net::Listener>> listeners_;

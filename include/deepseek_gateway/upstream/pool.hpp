@@ -2,14 +2,19 @@
 // Idle keep-alive connections to upstream servers, one pool per worker thread
 // (so no locks). An idle connection that becomes readable has been closed by
 // the server (or sent something it should not have): it is evicted at once.
+// The watch that notices it is armed only after the connection has been idle
+// for 10-20 ms (util::DelayQueue): under load a connection is taken again
+// sooner, and taking it then costs no system call.
 
 #include "deepseek_gateway/upstream/server.hpp"
+#include "deepseek_gateway/util/delay_queue.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <memory>
@@ -17,10 +22,14 @@
 
 namespace dsgw::upstream {
 
-class UpstreamConnection {
+class UpstreamPool;
+
+class UpstreamConnection final : public std::enable_shared_from_this<UpstreamConnection>,
+                                 private util::DelayQueue::Entry {
 public:
     UpstreamConnection(boost::asio::io_context& io, UpstreamServer* server)
         : socket(io), server(server) {}
+    ~UpstreamConnection() = default;
 
     boost::asio::ip::tcp::socket socket;
     // Set when the upstream speaks TLS: wraps `socket`.
@@ -30,11 +39,16 @@ public:
     std::uint64_t requests = 0;  // requests sent on this connection
     std::size_t read_size = 4096;  // grows while reads fill it, up to 64 KiB
     std::uint64_t idle_generation = 0;
+
+private:
+    friend class UpstreamPool;
+    void on_due() override;
+    UpstreamPool* pool_ = nullptr;  // while idle in a pool
 };
 
 class UpstreamPool {
 public:
-    explicit UpstreamPool(boost::asio::io_context& io) : io_(io) {}
+    explicit UpstreamPool(boost::asio::io_context& io) : io_(io), watch_later_(io, kWatchDelay) {}
     UpstreamPool(const UpstreamPool&) = delete;
     UpstreamPool& operator=(const UpstreamPool&) = delete;
 
@@ -53,10 +67,15 @@ public:
     std::uint64_t evicted() const { return evicted_; }
 
 private:
+    friend class UpstreamConnection;
+    static constexpr std::chrono::milliseconds kWatchDelay{10};
+    // No longer idle in this pool: stops its watch (queued or armed).
+    void unwatch(UpstreamConnection& conn);
     void watch(const std::shared_ptr<UpstreamConnection>& conn);
     void evict(const std::shared_ptr<UpstreamConnection>& conn);
 
     boost::asio::io_context& io_;
+    util::DelayQueue watch_later_;
     std::unordered_map<const UpstreamServer*, std::deque<std::shared_ptr<UpstreamConnection>>>
         idle_;
     std::uint64_t evicted_ = 0;
