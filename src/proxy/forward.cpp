@@ -63,7 +63,7 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection) {
     return in_token_list(name, connection);
 }
 
-std::string connection_tokens(const http::fields& h) {
+std::string connection_tokens(const Fields& h) {
     std::string out;
     for (auto it = h.find(http::field::connection); it != h.end() && it->name() == http::field::connection; ++it) {
         if (!out.empty()) out += ',';
@@ -72,7 +72,7 @@ std::string connection_tokens(const http::fields& h) {
     return out;
 }
 
-void build_upstream_request_head(const http::request_header<>& req, const ForwardContext& ctx,
+void build_upstream_request_head(const RequestHead& req, const ForwardContext& ctx,
                                  Framing framing, std::uint64_t body_length, std::string& out) {
     auto method = req.method_string();
     auto target = req.target();
@@ -83,7 +83,7 @@ void build_upstream_request_head(const http::request_header<>& req, const Forwar
 
     const std::string conn = connection_tokens(req);
     std::string_view host;
-    std::string via;
+    bool via = false;  // Via values are gathered at the end, with ours appended
     for (const auto& f : req) {
         auto name = f.name_string();
         std::string_view n(name.data(), name.size());
@@ -101,8 +101,7 @@ void build_upstream_request_head(const http::request_header<>& req, const Forwar
                 host = v;
                 break;
             case http::field::via:
-                if (!via.empty()) via += ", ";
-                via.append(v);
+                via = true;
                 continue;
             default:
                 if (is_hop_by_hop(n, conn) || is_forwarded_header(n)) continue;
@@ -117,13 +116,18 @@ void build_upstream_request_head(const http::request_header<>& req, const Forwar
                  ctx.forwarded_for.empty() ? ctx.client_address : ctx.forwarded_for);
     append_field(out, "X-Forwarded-Proto", ctx.proto);
     if (!host.empty()) append_field(out, "X-Forwarded-Host", host);
-    via += via.empty() ? "" : ", ";
-    via += req.version() == 10 ? "1.0 deepseek-gateway" : "1.1 deepseek-gateway";
-    append_field(out, "Via", via);
+    out.append("Via: ");
+    if (via) {
+        for (auto [it, end] = req.equal_range(http::field::via); it != end; ++it) {
+            out.append(it->value().data(), it->value().size());
+            out.append(", ");
+        }
+    }
+    out.append(req.version() == 10 ? "1.0 deepseek-gateway\r\n" : "1.1 deepseek-gateway\r\n");
     out.append("\r\n");
 }
 
-void build_client_response_head(const http::response_header<>& res, Framing framing,
+void build_client_response_head(const ResponseHead& res, Framing framing,
                                 std::uint64_t body_length, bool keep_alive,
                                 unsigned client_version, std::string& out) {
     out.append("HTTP/1.1 ");

@@ -3,12 +3,17 @@
 // out as views into the caller's input buffer instead of copying it, so a byte
 // read from one side is written to the other without an intermediate buffer.
 // The views stay valid until the caller consumes the input it passed to put().
+// The head's fields and the list of pieces are allocated from the memory
+// resource given at construction (the session's per-exchange arena).
 
 #include <boost/asio/buffer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/basic_parser.hpp>
 #include <boost/beast/http/message.hpp>
 
+#include "deepseek_gateway/proxy/forward.hpp"
+
+#include <memory_resource>
 #include <vector>
 
 namespace dsgw::proxy {
@@ -18,13 +23,16 @@ namespace http = boost::beast::http;
 template <bool isRequest>
 class RelayParser final : public http::basic_parser<isRequest> {
 public:
-    using header_type = http::header<isRequest, http::fields>;
+    using header_type = http::header<isRequest, Fields>;
+
+    explicit RelayParser(std::pmr::memory_resource* mr = std::pmr::get_default_resource())
+        : head_(Fields::allocator_type(mr)), pieces_(mr) {}
 
     header_type& head() { return head_; }
     const header_type& head() const { return head_; }
 
     // Body bytes produced since the last clear_pieces().
-    const std::vector<boost::asio::const_buffer>& pieces() const { return pieces_; }
+    const std::pmr::vector<boost::asio::const_buffer>& pieces() const { return pieces_; }
     std::size_t piece_bytes() const { return piece_bytes_; }
     void clear_pieces() {
         pieces_.clear();
@@ -93,7 +101,7 @@ private:
     void on_finish_impl(error_code& ec) override { ec = {}; }
 
     header_type head_;
-    std::vector<boost::asio::const_buffer> pieces_;
+    std::pmr::vector<boost::asio::const_buffer> pieces_;
     std::size_t piece_bytes_ = 0;
 };
 

@@ -50,7 +50,9 @@
 
 #include <cerrno>
 #include <chrono>
+#include <memory_resource>
 #include <optional>
+#include <span>
 
 namespace dsgw::proxy {
 
@@ -68,6 +70,8 @@ constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t kMinRead = 4096;
 constexpr std::size_t kMaxRead = 64 * 1024;
 constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
+// The arena's first block: a typical request and response head fit in it.
+constexpr std::size_t kArenaChunk = 2048;
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
 constexpr std::string_view kCrlf = "\r\n";
 
@@ -77,24 +81,26 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
-// One read from a plain or a TLS stream.
+// One read from a plain or a TLS stream. Not a coroutine: it returns the
+// operation's awaitable as it is, so no frame is allocated for it.
 asio::awaitable<IoResult> read_some(tcp::socket& s, TlsStream* tls, beast::flat_buffer& buf,
                                     std::size_t read_size) {
     auto space = buf.prepare(read_size);
-    if (tls) co_return co_await tls->async_read_some(space, nothrow);
-    co_return co_await s.async_read_some(space, nothrow);
+    if (tls) return tls->async_read_some(space, nothrow);
+    return s.async_read_some(space, nothrow);
 }
 
-// Writes every buffer of `iov`. Over TLS they are first gathered into one
-// buffer: Asio's SSL stream writes one buffer per record, and an SSE event
-// (chunk size line, event, CRLF) must travel as one record, not three.
+// Writes every buffer of `iov` (a view: the operation does not copy the
+// vector). Over TLS they are first gathered into one buffer: Asio's SSL stream
+// writes one buffer per record, and an SSE event (chunk size line, event,
+// CRLF) must travel as one record, not three. Not a coroutine either.
 asio::awaitable<IoResult> write_all(tcp::socket& s, TlsStream* tls,
                                     const std::vector<asio::const_buffer>& iov,
                                     std::string& gather) {
-    if (!tls) co_return co_await asio::async_write(s, iov, nothrow);
+    if (!tls) return asio::async_write(s, std::span<const asio::const_buffer>(iov), nothrow);
     gather.clear();
     for (const auto& b : iov) gather.append(static_cast<const char*>(b.data()), b.size());
-    co_return co_await asio::async_write(*tls, asio::buffer(gather), nothrow);
+    return asio::async_write(*tls, asio::buffer(gather), nothrow);
 }
 
 // "host" of "host:port" or "[v6]:port".
@@ -130,7 +136,8 @@ public:
           client_(std::move(socket)),
           timer_(worker.io()),
           admission_(admission),
-          decision_(admission.decision()) {
+          decision_(admission.decision()),
+          arena_(kArenaChunk, &worker.header_memory()) {
         const auto& rt = worker_.runtime();
         for (std::size_t i = 0; i < rt->config->listeners.size(); ++i) {
             if (rt->config->listeners[i].name != listener_.name()) continue;
@@ -419,6 +426,8 @@ private:
         first_byte_ms_ = -1;
         server_name_ = {};
         res_.reset();
+        req_.reset();
+        arena_.release();  // both heads are gone: their memory goes back to the worker
     }
 
     // Reads and parses a request head. Returns false when the connection is
@@ -426,7 +435,7 @@ private:
     asio::awaitable<bool> read_request_head() {
         reset_request_state();
         const auto& limits = cfg().limits;
-        req_.emplace();
+        req_.emplace(&arena_);
         req_->header_limit(static_cast<std::uint32_t>(
             std::min<std::uint64_t>(limits.max_header_bytes, UINT32_MAX)));
         req_->body_limit(limits.max_request_body);
@@ -665,7 +674,7 @@ private:
     // ---- upstream side --------------------------------------------------
 
     // Appends the framed body pieces the request parser holds to iov_.
-    void frame_pieces(Framing framing, bool last, const std::vector<asio::const_buffer>& pieces,
+    void frame_pieces(Framing framing, bool last, const std::pmr::vector<asio::const_buffer>& pieces,
                       std::size_t bytes) {
         if (framing == Framing::chunked) {
             if (bytes > 0) {
@@ -900,7 +909,7 @@ private:
     // ---- response -------------------------------------------------------
 
     void new_response_parser() {
-        res_.emplace();
+        res_.emplace(&arena_);
         res_->header_limit(kUpstreamHeaderLimit);
         res_->body_limit(boost::none);
         res_->eager(false);
@@ -1186,6 +1195,9 @@ private:
 
     beast::flat_buffer client_buf_;
     std::size_t client_read_size_ = kMinRead;
+    // The two heads of the current exchange (fields, target, reason, body
+    // piece lists) are allocated here; released when the next request starts.
+    std::pmr::monotonic_buffer_resource arena_;
     std::optional<RelayParser<true>> req_;
     std::optional<RelayParser<false>> res_;
     Framing req_framing_ = Framing::none;

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <memory_resource>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -549,7 +550,7 @@ TEST(ErrorResponse, ExtraHeadersAreIncluded) {
 // ============================================================== RelayParser
 
 // What a piece list holds, copied out.
-std::string bytes_of(const std::vector<asio::const_buffer>& pieces) {
+std::string bytes_of(const std::pmr::vector<asio::const_buffer>& pieces) {
     std::string out;
     for (auto& b : pieces) out.append(static_cast<const char*>(b.data()), b.size());
     return out;
@@ -586,6 +587,52 @@ std::string relay(RelayParser<isRequest>& p, std::string_view wire, std::size_t 
     }
     if (leftover) *leftover = in.size() + (wire.size() - fed);
     return body;
+}
+
+// A memory resource that counts what it hands out (to the arena above it).
+class CountingResource final : public std::pmr::memory_resource {
+public:
+    int allocations = 0;
+
+private:
+    void* do_allocate(std::size_t n, std::size_t align) override {
+        ++allocations;
+        return std::pmr::new_delete_resource()->allocate(n, align);
+    }
+    void do_deallocate(void* p, std::size_t n, std::size_t align) override {
+        std::pmr::new_delete_resource()->deallocate(p, n, align);
+    }
+    bool do_is_equal(const memory_resource& o) const noexcept override { return this == &o; }
+};
+
+// The session gives each exchange's parsers an arena: the head's fields, its
+// target and the piece list must all come from it, in one block here.
+TEST(RelayParser, HeadAndPiecesAllocateFromTheGivenResource) {
+    CountingResource upstream;
+    std::pmr::monotonic_buffer_resource arena(4096, &upstream);
+    const std::string wire =
+        "POST /v1/chat/completions?stream=true HTTP/1.1\r\nHost: gateway.example\r\n"
+        "Content-Type: application/json\r\nAuthorization: Bearer a-rather-long-key-value\r\n"
+        "User-Agent: test-client/1.0 (a user agent longer than any small-string buffer)\r\n"
+        "Content-Length: 2\r\n\r\n{}";
+    // Anything taken from the default resource throws while this is set.
+    auto* saved = std::pmr::set_default_resource(std::pmr::null_memory_resource());
+    for (int round = 0; round < 3; ++round) {
+        {
+            RelayParser<true> p(&arena);
+            p.eager(true);
+            error_code ec;
+            EXPECT_EQ(relay(p, wire, wire.size(), ec), "{}");
+            ASSERT_FALSE(ec) << ec.message();
+            EXPECT_EQ(p.head().target(), "/v1/chat/completions?stream=true");
+            EXPECT_EQ(p.head()[http::field::user_agent],
+                      "test-client/1.0 (a user agent longer than any small-string buffer)");
+        }
+        arena.release();  // as the session does between exchanges
+    }
+    std::pmr::set_default_resource(saved);
+    // One block per round from upstream, nothing from anywhere else.
+    EXPECT_EQ(upstream.allocations, 3);
 }
 
 TEST(RelayParser, ContentLengthBodyAcrossSeveralReads) {

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <memory_resource>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -74,6 +75,8 @@ public:
     upstream::UpstreamPool& pool() { return pool_; }
     // Client watches wait here before they are armed (see proxy/session.cpp).
     util::DelayQueue& watch_queue() { return watch_queue_; }
+    // Blocks for the sessions' per-exchange arenas, recycled on this thread.
+    std::pmr::memory_resource& header_memory() { return header_memory_; }
 
     // The configuration new requests use. Sessions copy it per request; the
     // copy shares a control block local to this worker, so the worker can tell
@@ -139,6 +142,7 @@ private:
     // 10 ms: a client that hangs up is noticed within 20 ms (issue 2 asks
     // for 100 ms), and a request answered sooner never arms a watch.
     util::DelayQueue watch_queue_{io_, std::chrono::milliseconds(10)};
+    std::pmr::unsynchronized_pool_resource header_memory_;
     std::shared_ptr<const upstream::Runtime> runtime_;
     std::shared_ptr<log::AccessLog> access_log_;
     std::vector<std::unique_ptr<net::Listener>> listeners_;

@@ -7,12 +7,20 @@
 #include <boost/beast/http/message.hpp>
 
 #include <cstdint>
+#include <memory_resource>
 #include <string>
 #include <string_view>
 
 namespace dsgw::proxy {
 
 namespace http = boost::beast::http;
+
+// The header fields of relayed messages live in a per-session arena (see
+// RelayParser and session.cpp), released after each exchange, so parsing a
+// head allocates nothing from the heap in the steady state.
+using Fields = http::basic_fields<std::pmr::polymorphic_allocator<char>>;
+using RequestHead = http::request_header<Fields>;
+using ResponseHead = http::response_header<Fields>;
 
 // How a message body travels on the wire we write.
 enum class Framing {
@@ -39,17 +47,17 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection);
 
 // Appends the request head we send upstream (always HTTP/1.1, ends with the
 // blank line). `body_length` is used with Framing::content_length.
-void build_upstream_request_head(const http::request_header<>& req, const ForwardContext& ctx,
+void build_upstream_request_head(const RequestHead& req, const ForwardContext& ctx,
                                  Framing framing, std::uint64_t body_length, std::string& out);
 
 // Appends the response head we send to the client. `keep_alive` says whether
 // the connection stays open after this response; the caller decided it from
 // both sides' wishes and from the framing.
-void build_client_response_head(const http::response_header<>& res, Framing framing,
+void build_client_response_head(const ResponseHead& res, Framing framing,
                                 std::uint64_t body_length, bool keep_alive,
                                 unsigned client_version, std::string& out);
 
 // The values of every Connection header of `h`, joined with commas.
-std::string connection_tokens(const http::fields& h);
+std::string connection_tokens(const Fields& h);
 
 }  // namespace dsgw::proxy
