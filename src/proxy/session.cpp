@@ -413,6 +413,7 @@ private:
             in_request_ = true;
             co_await handle_request();
             in_request_ = false;
+            release_heads();  // an idle keep-alive connection holds no arena block
             if (!keep_alive_ || client_gone_ || worker_.draining() || last_request_) co_return;
         }
     }
@@ -425,9 +426,14 @@ private:
         bytes_out_ = 0;
         first_byte_ms_ = -1;
         server_name_ = {};
+        release_heads();
+    }
+
+    // Both heads are gone: their memory goes back to the worker.
+    void release_heads() {
         res_.reset();
         req_.reset();
-        arena_.release();  // both heads are gone: their memory goes back to the worker
+        arena_.release();
     }
 
     // Reads and parses a request head. Returns false when the connection is
