@@ -4,6 +4,8 @@
 // when the pool is idle and requests are short) are broken in smooth weighted
 // round-robin order, so equal servers share the load instead of the first one
 // taking every burst, and weights still count when nothing is in flight.
+// Slow start acts on both: a ramping server's weight is scaled by its
+// weight_factor, and it passes up that share of its tie-breaking turns.
 
 #include "deepseek_gateway/balancer/balancer.hpp"
 
@@ -27,19 +29,30 @@ public:
         const std::size_t n = servers_.size();
         if (n == 0) return nullptr;
         // The scan starts at the server whose turn it is; the strict comparison
-        // below makes it win every tie it is part of.
-        const std::size_t turn = next_.fetch_add(1, std::memory_order_relaxed) % cycle_.size();
-        const std::size_t start = cycle_[turn];
+        // below makes it win every tie it is part of. A ramping server passes
+        // up a share of its turns to the next in the cycle.
+        const std::uint64_t ticket = next_.fetch_add(1, std::memory_order_relaxed);
+        const std::size_t len = cycle_.size();
+        std::size_t start = cycle_[ticket % len];
+        for (std::size_t k = 0; k < len; ++k) {
+            const std::size_t i = cycle_[(ticket + k) % len];
+            if (detail::takes_turn(servers_[i], ctx, detail::draw_key(ticket, k))) {
+                start = i;
+                break;
+            }
+        }
         UpstreamServer* best = nullptr;
-        std::int64_t best_load = 0;
-        std::int64_t best_weight = 1;
+        double best_load = 0;
+        double best_weight = 1;
         for (std::size_t k = 0; k < n; ++k) {
             auto* s = servers_[(start + k) % n];
             if (!detail::eligible(s, ctx)) continue;
-            const std::int64_t load = s->in_flight();
-            const std::int64_t weight = s->weight();
-            // load/weight < best_load/best_weight, without floats; strict, so
-            // the first in scan order wins a tie.
+            const double load = static_cast<double>(s->in_flight());
+            // Slow start scales the weight down during the ramp; outside it
+            // the products below are exact integers, as before.
+            const double weight = s->weight() * s->weight_factor(ctx.now);
+            // load/weight < best_load/best_weight, without dividing; strict,
+            // so the first in scan order wins a tie.
             if (!best || load * best_weight < best_load * weight) {
                 best = s;
                 best_load = load;

@@ -2,7 +2,9 @@
 // threads and lock-free. nginx keeps a mutable current_weight per server and
 // updates it under a lock on every pick; here the whole cycle that algorithm
 // produces is computed once at construction, and a pick is one fetch_add on a
-// shared counter plus an index into that cycle.
+// shared counter plus an index into that cycle. A server in its slow-start
+// ramp passes up a share of its slots (detail::takes_turn), which go to the
+// next server in the cycle.
 
 #include "deepseek_gateway/balancer/balancer.hpp"
 
@@ -59,18 +61,26 @@ public:
     UpstreamServer* pick(const PickContext& ctx) override {
         if (cycle_.empty()) return nullptr;
         const std::size_t len = cycle_.size();
-        const std::size_t start = next_.fetch_add(1, std::memory_order_relaxed) % len;
+        const std::uint64_t ticket = next_.fetch_add(1, std::memory_order_relaxed);
+        const std::size_t start = ticket % len;
         auto* first = servers_[cycle_[start]];
-        if (detail::eligible(first, ctx)) return first;
+        const bool first_ok = detail::eligible(first, ctx);
+        if (first_ok && detail::takes_turn(first, ctx, detail::draw_key(ticket, 0))) return first;
         // Walking the cycle costs up to sum(weights) steps; make sure it ends
         // on a hit before paying for it.
-        if (!detail::any_eligible(servers_, ctx)) return detail::last_resort(servers_, ctx);
-        // A skipped server's slots go to whoever follows it in the cycle.
+        if (!first_ok && !detail::any_eligible(servers_, ctx))
+            return detail::last_resort(servers_, ctx);
+        // A skipped server's slots go to whoever follows it in the cycle; a
+        // ramping server that passed up every turn offered is still better
+        // than none.
+        UpstreamServer* passed = first_ok ? first : nullptr;
         for (std::size_t k = 1; k < len; ++k) {
             auto* s = servers_[cycle_[(start + k) % len]];
-            if (detail::eligible(s, ctx)) return s;
+            if (!detail::eligible(s, ctx)) continue;
+            if (detail::takes_turn(s, ctx, detail::draw_key(ticket, k))) return s;
+            if (!passed) passed = s;
         }
-        return detail::last_resort(servers_, ctx);  // it became unusable meanwhile
+        return passed ? passed : detail::last_resort(servers_, ctx);
     }
 
 private:

@@ -208,7 +208,7 @@ std::optional<std::string> read_upstream(const Node& n, UpstreamConfig& u) {
     // for a later release still loads when it leaves them off.
     if (auto t = m->get("tls")) read_upstream_tls(*t, u.tls);
     read_admission(*m, u);
-    for (auto key : {"slow_start", "resolve_interval"}) m->not_supported(key);
+    m->not_supported("resolve_interval");
     m->finish();
     return name;
 }

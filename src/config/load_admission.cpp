@@ -1,5 +1,5 @@
 // upstreams[]: which servers may take work and how much (SPEC §3):
-// max_in_flight, queue, passive, health_check.
+// max_in_flight, queue, passive, health_check, slow_start.
 
 #include "sections.hpp"
 
@@ -39,6 +39,14 @@ void read_admission(Map& m, UpstreamConfig& u) {
             hm->finish();
         }
     }
+    m.read_duration("slow_start", u.slow_start, true);
+    // ip_hash keeps each client on its server; a ramp would have to send a
+    // share of a re-admitted server's clients elsewhere, and move them again
+    // as it grows (nginx refuses the pair for the same reason).
+    if (u.slow_start.count() > 0 && u.balancer == BalancerKind::ip_hash)
+        if (auto s = m.get("slow_start"))
+            s->error("cannot be used with balancer: ip_hash (a ramp would move clients off the "
+                     "server they stick to); leave it out or write 0s");
 }
 
 }  // namespace dsgw::config

@@ -11,8 +11,9 @@ namespace dsgw::config {
 void read_listener_tls(const yaml::Node& n, ListenerTlsConfig& t);
 void read_upstream_tls(const yaml::Node& n, UpstreamTlsConfig& t);
 
-// upstreams[]: max_in_flight, queue, passive, health_check
-// (load_admission.cpp). Marks those keys as known in `upstream`.
+// upstreams[]: max_in_flight, queue, passive, health_check, slow_start
+// (load_admission.cpp). Marks those keys as known in `upstream`; read after
+// `balancer` (slow_start depends on it).
 void read_admission(yaml::Map& upstream, UpstreamConfig& u);
 
 // listeners[].access.trusted_proxies and .proxy_protocol (load_access.cpp),

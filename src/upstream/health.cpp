@@ -98,6 +98,13 @@ asio::awaitable<std::string> probe(const Upstream& up, const UpstreamServer& ser
     co_return result;
 }
 
+// "; slow start over 30000 ms", or nothing when the upstream has none.
+std::string ramp_note(const UpstreamServer& server) {
+    const auto span = std::chrono::duration_cast<std::chrono::milliseconds>(server.slow_start());
+    if (span.count() <= 0) return {};
+    return "; slow start over " + std::to_string(span.count()) + " ms";
+}
+
 asio::awaitable<void> probe_loop(std::shared_ptr<const Runtime> rt, const Upstream* up,
                                  UpstreamServer* server, std::shared_ptr<std::uint64_t> gen,
                                  std::uint64_t my_gen) {
@@ -115,8 +122,9 @@ asio::awaitable<void> probe_loop(std::shared_ptr<const Runtime> rt, const Upstre
             if (!server->healthy() && successes >= hc.healthy_after) {
                 server->set_healthy(true);
                 server->on_success();
-                spdlog::warn("upstream {} server {}: healthy again after {} successful checks",
-                             up->name(), server->name(), successes);
+                server->begin_slow_start(Clock::now());
+                spdlog::warn("upstream {} server {}: healthy again after {} successful checks{}",
+                             up->name(), server->name(), successes, ramp_note(*server));
             }
         } else {
             successes = 0;
@@ -151,8 +159,9 @@ void HealthChecker::apply(std::shared_ptr<const Runtime> rt) {
             for (const auto& s : up->servers()) {
                 if (!checked) {
                     // Checks switched off by a reload: nothing may keep a
-                    // server out on their behalf.
-                    s->set_healthy(true);
+                    // server out on their behalf. One that was out comes
+                    // back cold, like any re-admitted server.
+                    if (s->set_healthy(true)) s->begin_slow_start(Clock::now());
                     continue;
                 }
                 asio::co_spawn(io_, probe_loop(rt, up.get(), s.get(), generation_, *generation_),

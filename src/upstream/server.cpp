@@ -46,10 +46,13 @@ bool UpstreamServer::on_failure(Clock::time_point now, unsigned threshold) {
     if (threshold == 0) threshold = 1;
     if (failures < threshold) return false;
     auto until = ticks(now + backoff_for(failures - threshold + 1));
-    // Two workers failing at once: keep the later deadline.
-    auto cur = blocked_until_ns_.load(std::memory_order_relaxed);
-    while (cur < until &&
-           !blocked_until_ns_.compare_exchange_weak(cur, until, std::memory_order_relaxed)) {
+    // Two workers failing at once: keep the later deadline (for the ramp
+    // too, which begins when the server may take requests again).
+    for (auto* deadline : {&blocked_until_ns_, &ramp_start_ns_}) {
+        auto cur = deadline->load(std::memory_order_relaxed);
+        while (cur < until &&
+               !deadline->compare_exchange_weak(cur, until, std::memory_order_relaxed)) {
+        }
     }
     return true;
 }
@@ -57,6 +60,23 @@ bool UpstreamServer::on_failure(Clock::time_point now, unsigned threshold) {
 void UpstreamServer::on_success() {
     consecutive_failures_.store(0, std::memory_order_relaxed);
     blocked_until_ns_.store(0, std::memory_order_relaxed);
+}
+
+// Unconditional: re-admission by the checks may come before the end of a
+// passive backoff that on_failure() scheduled a ramp for.
+void UpstreamServer::begin_slow_start(Clock::time_point from) {
+    ramp_start_ns_.store(ticks(from), std::memory_order_relaxed);
+}
+
+double UpstreamServer::weight_factor(Clock::time_point now) const {
+    const auto span = slow_start_ns_.load(std::memory_order_relaxed);
+    if (span <= 0) return 1.0;
+    const auto start = ramp_start_ns_.load(std::memory_order_relaxed);
+    if (start == kNoRamp) return 1.0;
+    const auto elapsed = ticks(now) - start;
+    if (elapsed >= span) return 1.0;
+    if (elapsed <= 0) return kMinWeightFactor;
+    return std::max(kMinWeightFactor, static_cast<double>(elapsed) / static_cast<double>(span));
 }
 
 }  // namespace dsgw::upstream

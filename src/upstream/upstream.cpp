@@ -15,7 +15,10 @@ Upstream::Upstream(const config::UpstreamConfig& cfg,
     for (auto& s : servers_) raw.push_back(s.get());
     balancer_ = balancer::make_balancer(cfg_.balancer, std::move(raw));
     if (cfg_.tls.enabled) tls_ = std::make_unique<tls::ClientContext>(cfg_.tls);
-    for (auto& server : servers_) server->set_max_in_flight(cfg_.max_in_flight);
+    for (auto& server : servers_) {
+        server->set_max_in_flight(cfg_.max_in_flight);
+        server->set_slow_start(cfg_.slow_start);
+    }
     if (cfg_.max_in_flight > 0)
         queue_ = std::make_unique<AdmissionQueue>(*balancer_, cfg_.queue.size);
 }

@@ -314,6 +314,7 @@ TEST(LoadConfig, DefaultsForEveryOptionalKey) {
     EXPECT_EQ(u.timeouts.connect, 3s);
     EXPECT_EQ(u.timeouts.first_byte, 300s);
     EXPECT_EQ(u.timeouts.idle, 120s);
+    EXPECT_EQ(u.slow_start, 0s);
     EXPECT_EQ(c.limits.max_header_bytes, 16u * 1024);
     EXPECT_EQ(c.limits.max_request_body, 32u * 1024 * 1024);
     EXPECT_EQ(c.limits.header_timeout, 10s);
@@ -493,8 +494,6 @@ logging: {bogus_logging: 1}
 TEST(LoadConfig, LaterFeaturesAreRejectedNotIgnored) {
     const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
     expect_one_error(with(kListener + ", routes: []"), "listeners[0].routes: not supported yet");
-    expect_one_error(with(kListener, u + ", slow_start: 30s"),
-                     "upstreams[0].slow_start: not supported yet");
     expect_one_error(with(kListener, u + ", resolve_interval: 30s"),
                      "upstreams[0].resolve_interval: not supported yet");
 }
@@ -522,6 +521,28 @@ TEST(LoadConfig, AdmissionKeysLoad) {
                      "upstreams[0].health_check.timeout: must not be longer than interval");
     expect_one_error(with(kListener, u + ", queue: {size: 1, wait: 2s}"),
                      "upstreams[0].queue.wait: unknown key (expected one of: size, timeout)");
+}
+
+TEST(LoadConfig, SlowStartLoadsAndIsRefusedWithIpHash) {
+    const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
+    for (const char* balancer : {"least_conn", "round_robin"}) {
+        auto r = load_config_string(
+            with(kListener, u + ", balancer: " + balancer + ", slow_start: 1.5s"));
+        ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+        EXPECT_EQ(r.config->upstreams[0].slow_start, 1500ms) << balancer;
+    }
+    auto off = load_config_string(with(kListener, u + ", slow_start: 0s"));
+    ASSERT_TRUE(off.errors.empty()) << off.errors[0];
+    EXPECT_EQ(off.config->upstreams[0].slow_start, 0s);
+    auto bad = load_config_string(with(kListener, u + ", slow_start: soon"));
+    ASSERT_EQ(bad.errors.size(), 1u) << joined(bad.errors);
+    EXPECT_EQ(bad.errors[0].rfind("upstreams[0].slow_start: ", 0), 0u) << bad.errors[0];
+    // ip_hash keeps clients on their server; a ramp would move them.
+    expect_one_error(with(kListener, u + ", balancer: ip_hash, slow_start: 30s"),
+                     "upstreams[0].slow_start: cannot be used with balancer: ip_hash (a ramp "
+                     "would move clients off the server they stick to); leave it out or write 0s");
+    auto hash_off = load_config_string(with(kListener, u + ", balancer: ip_hash, slow_start: 0s"));
+    EXPECT_TRUE(hash_off.errors.empty()) << hash_off.errors[0];
 }
 
 TEST(LoadConfig, TlsFilesAreCheckedWithTheirKeyPaths) {

@@ -137,6 +137,9 @@ struct UpstreamConfig {
     QueueConfig queue;
     PassiveConfig passive;
     HealthCheckConfig health_check;
+    // A server re-admitted after an ejection ramps its share of the requests
+    // from ~0 to its full weight over this time; 0 = at once (off).
+    Duration slow_start{0};
 };
 
 struct LimitsConfig {

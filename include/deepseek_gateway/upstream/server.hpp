@@ -1,13 +1,15 @@
 #pragma once
 // One inference server of an upstream pool: its address and the little shared
 // state every worker thread reads and updates with atomics (in-flight count
-// and its cap, health, passive-ejection backoff). Nothing here takes a lock.
+// and its cap, health, passive-ejection backoff, slow-start ramp). Nothing
+// here takes a lock.
 
 #include <boost/asio/ip/tcp.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <string>
 
 namespace dsgw::upstream {
@@ -53,6 +55,27 @@ public:
     void on_connect_failure(Clock::time_point now = Clock::now()) { on_failure(now, 1); }
     void on_connect_success() { on_success(); }
 
+    // Slow start (upstreams[].slow_start): a server that comes back after an
+    // ejection is cold (empty caches, model pages swapped out), so its share
+    // of the requests ramps linearly from ~0 to its full weight over
+    // `span`. A ramp begins when the health checks re-admit the server
+    // (begin_slow_start(), from the checker) and when a passive ejection
+    // ends (on_failure() schedules it at the end of the backoff). Servers at
+    // start, and servers added by a reload, take their full share at once.
+    // 0 = off. Set from the configuration (again on reload).
+    void set_slow_start(std::chrono::nanoseconds span) {
+        slow_start_ns_.store(span.count(), std::memory_order_relaxed);
+    }
+    std::chrono::nanoseconds slow_start() const {
+        return std::chrono::nanoseconds(slow_start_ns_.load(std::memory_order_relaxed));
+    }
+    void begin_slow_start(Clock::time_point from);
+    // The fraction of its weight the server takes at `now`: 1 outside a
+    // ramp, else the elapsed fraction of the ramp, never below
+    // kMinWeightFactor (so a server alone in its pool is still used).
+    double weight_factor(Clock::time_point now) const;
+    static constexpr double kMinWeightFactor = 0.01;
+
 private:
     friend class ServerLease;
     std::string name_;
@@ -63,6 +86,9 @@ private:
     std::atomic<bool> healthy_{true};
     std::atomic<std::int64_t> blocked_until_ns_{0};
     std::atomic<std::uint32_t> consecutive_failures_{0};
+    static constexpr std::int64_t kNoRamp = std::numeric_limits<std::int64_t>::min();
+    std::atomic<std::int64_t> slow_start_ns_{0};
+    std::atomic<std::int64_t> ramp_start_ns_{kNoRamp};
 };
 
 // Told when a server's in-flight slot frees, so a queued request can take it
