@@ -4,11 +4,7 @@
 // One file for the whole schema, past the usual ~500 lines, so that it reads
 // top to bottom in the order of SPEC §3.
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -19,6 +15,7 @@
 #include <sstream>
 #include <thread>
 
+#include "deepseek_gateway/config/servers.hpp"
 #include "sections.hpp"
 #include "yaml_reader.hpp"
 
@@ -97,34 +94,6 @@ std::optional<HostPort> read_host_port(const Node& n) {
     return hp;
 }
 
-// getaddrinfo() for a server's host name; an error message on failure.
-std::optional<std::string> resolve(const std::string& host, std::vector<ip::address>& out) {
-    addrinfo hints{};
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* res = nullptr;
-    int rc = ::getaddrinfo(host.c_str(), nullptr, &hints, &res);
-    if (rc != 0) return std::string(rc == EAI_SYSTEM ? std::strerror(errno) : gai_strerror(rc));
-    for (auto* p = res; p; p = p->ai_next) {
-        ip::address a;
-        if (p->ai_family == AF_INET) {
-            const auto* sin = reinterpret_cast<const sockaddr_in*>(p->ai_addr);
-            a = ip::address_v4(ntohl(sin->sin_addr.s_addr));
-        } else if (p->ai_family == AF_INET6) {
-            const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(p->ai_addr);
-            ip::address_v6::bytes_type bytes;
-            std::memcpy(bytes.data(), sin6->sin6_addr.s6_addr, bytes.size());
-            a = ip::address_v6(bytes, sin6->sin6_scope_id);
-        } else {
-            continue;
-        }
-        if (std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
-    }
-    ::freeaddrinfo(res);
-    if (out.empty()) return std::string("no IPv4 or IPv6 address");
-    return std::nullopt;
-}
-
 // --- upstreams ---------------------------------------------------------------
 
 bool read_server_address(const Node& n, ServerConfig& s) {
@@ -145,9 +114,11 @@ bool read_server_address(const Node& n, ServerConfig& s) {
             return false;
         }
         s.resolved = {literal};
-    } else if (auto why = resolve(hp->host, s.resolved)) {
+    } else if (auto why = resolve_host(hp->host, s.resolved)) {
         n.error("cannot resolve \"" + hp->host + "\": " + *why);
         return false;
+    } else {
+        s.host_name = true;
     }
     s.address = std::move(*hp);
     return true;

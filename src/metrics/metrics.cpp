@@ -7,6 +7,7 @@
 
 #include "deepseek_gateway/metrics/metrics.hpp"
 
+#include "deepseek_gateway/config/servers.hpp"
 #include "deepseek_gateway/metrics/process_metrics.hpp"
 
 #include <prometheus/family.h>
@@ -272,8 +273,10 @@ std::shared_ptr<const ConfigMetrics> Metrics::apply(const config::Config& cfg) {
             }));
         auto& names = cm->server_names_.emplace_back();
         auto& servers = cm->servers_.emplace_back();
-        for (const auto& s : u.servers) {
-            auto server = s.address.to_string();
+        // The same expansion as the upstream runtime's: index s here is
+        // server s of upstream::Upstream::servers().
+        for (const auto& s : config::server_instances(u)) {
+            const auto& server = s.name;
             names.push_back(server);
             servers.push_back(detail::acquire<ServerMetrics>(
                 st, key({"S", u.name, server}), held, [&](ServerMetrics& m, detail::Adder& a) {

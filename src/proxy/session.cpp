@@ -642,7 +642,7 @@ private:
         fctx.strip_authorization = lc_->auth.enabled() && !lc_->auth.forward;
         std::string default_host;
         if (fctx.default_host.empty()) {
-            default_host = upstream_->servers().empty() ? "" : upstream_->servers()[0]->name();
+            default_host = upstream_->servers().empty() ? "" : upstream_->servers()[0]->authority();
             fctx.default_host = default_host;
         }
         build_upstream_request_head(head, fctx, req_framing_,
@@ -859,7 +859,7 @@ private:
         auto* tls = upstream_->tls();
         if (!tls) co_return error_code{};
         conn_->tls = std::make_unique<TlsStream>(conn_->socket, tls->context());
-        tls->prepare(conn_->tls->native_handle(), host_of(server.name()));
+        tls->prepare(conn_->tls->native_handle(), host_of(server.authority()));
         arm(Phase::connect, upstream_->config().timeouts.connect);
         auto [ec] = co_await conn_->tls->async_handshake(asio::ssl::stream_base::client, nothrow);
         disarm();

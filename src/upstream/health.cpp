@@ -76,8 +76,8 @@ asio::awaitable<std::string> probe(const Upstream& up, const UpstreamServer& ser
     });
     std::string result;
     auto [cec] = co_await sock.async_connect(server.endpoint(), nothrow);
-    const std::string host = host_of(server.name());
-    const std::string request = "GET " + hc.path + " HTTP/1.1\r\nHost: " + server.name() +
+    const std::string host = host_of(server.authority());
+    const std::string request = "GET " + hc.path + " HTTP/1.1\r\nHost: " + server.authority() +
                                 "\r\nUser-Agent: deepseek-gateway-health-check\r\n"
                                 "Connection: close\r\n\r\n";
     if (cec) {

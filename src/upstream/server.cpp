@@ -27,7 +27,14 @@ std::chrono::nanoseconds backoff_for(std::uint32_t failures) {
 // divide-by-zero-like in least_conn; configuration rejects it, this is a guard.
 UpstreamServer::UpstreamServer(std::string name, boost::asio::ip::tcp::endpoint endpoint,
                                unsigned weight)
-    : name_(std::move(name)), endpoint_(endpoint), weight_(std::max(weight, 1u)) {}
+    : UpstreamServer(name, endpoint, weight, name) {}
+
+UpstreamServer::UpstreamServer(std::string name, boost::asio::ip::tcp::endpoint endpoint,
+                               unsigned weight, std::string authority)
+    : name_(std::move(name)),
+      authority_(std::move(authority)),
+      endpoint_(endpoint),
+      weight_(std::max(weight, 1u)) {}
 
 bool UpstreamServer::ejected(Clock::time_point now) const {
     return ticks(now) < blocked_until_ns_.load(std::memory_order_relaxed);

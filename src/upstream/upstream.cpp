@@ -1,5 +1,6 @@
 #include "deepseek_gateway/upstream/upstream.hpp"
 
+#include "deepseek_gateway/config/servers.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/tls/context.hpp"
 
@@ -38,21 +39,24 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
     rt->config = cfg;
     for (const auto& ucfg : cfg->upstreams) {
         std::vector<std::shared_ptr<UpstreamServer>> servers;
-        for (const auto& scfg : ucfg.servers) {
-            boost::asio::ip::tcp::endpoint ep(scfg.resolved.front(), scfg.address.port);
+        // One server per address of a host name; the metrics expand the
+        // configuration the same way, so index i is the same server there.
+        for (const auto& inst : config::server_instances(ucfg)) {
+            boost::asio::ip::tcp::endpoint ep(inst.ip, inst.port);
             std::shared_ptr<UpstreamServer> kept;
             if (previous) {
                 for (const auto& old : previous->upstreams) {
                     if (old->name() != ucfg.name) continue;
                     for (const auto& s : old->servers())
-                        if (s->name() == scfg.address.to_string() && s->endpoint() == ep &&
-                            s->weight() == scfg.weight)
+                        if (s->name() == inst.name && s->endpoint() == ep &&
+                            s->weight() == inst.weight)
                             kept = s;
                 }
             }
             servers.push_back(kept ? kept
-                                   : std::make_shared<UpstreamServer>(scfg.address.to_string(),
-                                                                      ep, scfg.weight));
+                                   : std::make_shared<UpstreamServer>(
+                                         inst.name, ep, inst.weight,
+                                         ucfg.servers[inst.config_index].address.to_string()));
         }
         try {
             rt->upstreams.push_back(std::make_unique<Upstream>(ucfg, std::move(servers)));

@@ -2,6 +2,7 @@
 // error with the exact "key.path: reason" text an operator will read.
 
 #include "deepseek_gateway/config/config.hpp"
+#include "deepseek_gateway/config/servers.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -9,6 +10,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -831,4 +833,106 @@ TEST(LoadConfigFile, SourceIsThePath) {
     std::remove(path);
     ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
     EXPECT_EQ(r.config->source, path);
+}
+
+// --- one server per address (config/servers.hpp) ------------------------------------
+
+namespace {
+
+ServerConfig host_server(const std::string& host, std::uint16_t port,
+                         std::vector<std::string> addresses, unsigned weight = 1) {
+    ServerConfig s;
+    s.address = {host, port};
+    s.host_name = true;
+    for (const auto& a : addresses) s.resolved.push_back(ip::make_address(a));
+    s.weight = weight;
+    return s;
+}
+
+std::vector<std::string> names_of(const std::vector<ServerInstance>& v) {
+    std::vector<std::string> out;
+    for (const auto& i : v) out.push_back(i.name);
+    return out;
+}
+
+}  // namespace
+
+TEST(ServerInstances, AnIpLiteralIsOneServerNamedByItsAddress) {
+    auto r = load_config_string(
+        with(kListener, "name: u, servers: [{address: 10.0.0.1:8080, weight: 3}, "
+                        "{address: \"[2001:db8::2]:8081\"}]"));
+    ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
+    auto v = server_instances(r.config->upstreams[0]);
+    ASSERT_EQ(v.size(), 2u);
+    EXPECT_EQ(v[0].name, "10.0.0.1:8080");
+    EXPECT_EQ(v[0].ip, ip::make_address("10.0.0.1"));
+    EXPECT_EQ(v[0].port, 8080);
+    EXPECT_EQ(v[0].weight, 3u);
+    EXPECT_EQ(v[0].config_index, 0u);
+    EXPECT_EQ(v[1].name, "[2001:db8::2]:8081");
+    EXPECT_EQ(v[1].config_index, 1u);
+}
+
+TEST(ServerInstances, AHostNameIsOneServerPerAddressEachNamedApart) {
+    UpstreamConfig u;
+    u.servers.push_back(host_server("gpu.lan", 8000, {"10.0.0.5", "10.0.0.6", "2001:db8::7"}, 2));
+    u.servers.push_back(host_server("other.lan", 8000, {"10.0.0.5"}));
+    ServerConfig literal;
+    literal.address = {"10.0.0.5", 8000};
+    literal.resolved = {ip::make_address("10.0.0.5")};
+    u.servers.push_back(literal);
+    auto v = server_instances(u);
+    // The same address under two names and as a literal: three servers,
+    // three names.
+    EXPECT_EQ(names_of(v), (std::vector<std::string>{
+                               "gpu.lan:8000/10.0.0.5", "gpu.lan:8000/10.0.0.6",
+                               "gpu.lan:8000/2001:db8::7", "other.lan:8000/10.0.0.5",
+                               "10.0.0.5:8000"}));
+    for (std::size_t i = 0; i < 3; ++i) {
+        EXPECT_EQ(v[i].weight, 2u) << "every address carries the configured weight";
+        EXPECT_EQ(v[i].config_index, 0u);
+        EXPECT_EQ(v[i].port, 8000);
+    }
+    EXPECT_EQ(v[2].ip, ip::make_address("2001:db8::7"));
+    EXPECT_EQ(v[3].config_index, 1u);
+    EXPECT_EQ(v[4].config_index, 2u);
+}
+
+TEST(ServerInstances, LocalhostExpandsToEveryAddressItResolvesToWithDistinctNames) {
+    auto r = load_config_string(
+        with(kListener,
+             "name: u, servers: [{address: localhost:9001}, {address: 127.0.0.1:9001}]"));
+    ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
+    const auto& u = r.config->upstreams[0];
+    EXPECT_TRUE(u.servers[0].host_name);
+    EXPECT_FALSE(u.servers[1].host_name);
+    const auto& resolved = u.servers[0].resolved;
+    ASSERT_FALSE(resolved.empty());
+    EXPECT_TRUE(std::is_sorted(resolved.begin(), resolved.end()));
+    auto v = server_instances(u);
+    ASSERT_EQ(v.size(), resolved.size() + 1);
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < resolved.size(); ++i) {
+        EXPECT_EQ(v[i].name, "localhost:9001/" + resolved[i].to_string());
+        EXPECT_EQ(v[i].ip, resolved[i]);
+        names.insert(v[i].name);
+    }
+    EXPECT_EQ(v.back().name, "127.0.0.1:9001");
+    names.insert(v.back().name);
+    EXPECT_EQ(names.size(), v.size()) << "names must tell every server apart";
+}
+
+TEST(ResolveHost, GivesASortedSetOrWhyNot) {
+    std::vector<ip::address> out;
+    ASSERT_FALSE(resolve_host("localhost", out));
+    EXPECT_FALSE(out.empty());
+    EXPECT_TRUE(std::is_sorted(out.begin(), out.end()));
+    EXPECT_TRUE(std::adjacent_find(out.begin(), out.end()) == out.end());
+    std::vector<ip::address> none;
+    auto why = resolve_host("no-such-host.invalid", none);
+    ASSERT_TRUE(why);
+    EXPECT_FALSE(why->empty());
+    EXPECT_TRUE(none.empty());
+    EXPECT_EQ(join_addresses({ip::make_address("10.0.0.1"), ip::make_address("::1")}),
+              "10.0.0.1, ::1");
 }

@@ -525,6 +525,62 @@ TEST(Metrics, RenderPassesPromtoolCheckMetrics) {
     EXPECT_EQ(r.output.find("problem"), std::string::npos) << r.output;
 }
 
+// --- servers given by host name ------------------------------------------------------
+
+// `base` with the pool's first server turned into host name "gpu.lan"
+// resolving to `addresses` (as if DNS had answered so).
+std::shared_ptr<const config::Config> with_host_name(const config::Config& base,
+                                                     std::vector<std::string> addresses) {
+    auto c = std::make_shared<config::Config>(base);
+    auto& s = c->upstreams[0].servers[0];
+    s.address.host = "gpu.lan";
+    s.host_name = true;
+    s.resolved.clear();
+    for (const auto& a : addresses) s.resolved.push_back(boost::asio::ip::make_address(a));
+    return c;
+}
+
+TEST(HostNameServers, RuntimeAndMetricsAgreeIndexByIndex) {
+    metrics::Metrics m("test");
+    auto cfg = with_host_name(*load(two_listener_yaml("9001, 9002")), {"10.0.0.5", "10.0.0.6"});
+    auto rt = upstream::Runtime::build(cfg, nullptr, &m);
+    const auto& servers = rt->upstreams[0]->servers();
+    ASSERT_EQ(servers.size(), 3u);
+    ASSERT_EQ(rt->metrics->server_count(0), 3u);
+    const std::vector<std::string> names = {"gpu.lan:9001/10.0.0.5", "gpu.lan:9001/10.0.0.6",
+                                            "127.0.0.1:9002"};
+    for (std::size_t i = 0; i < names.size(); ++i) {
+        EXPECT_EQ(servers[i]->name(), names[i]);
+        EXPECT_EQ(rt->metrics->server(0, i), rt->metrics->server("pool", names[i])) << names[i];
+    }
+    EXPECT_EQ(servers[1]->endpoint().address(), boost::asio::ip::make_address("10.0.0.6"));
+    EXPECT_EQ(servers[1]->endpoint().port(), 9001);
+    // The Host header and the TLS name come from the configured host:port.
+    EXPECT_EQ(servers[0]->authority(), "gpu.lan:9001");
+    EXPECT_EQ(servers[2]->authority(), "127.0.0.1:9002");
+    auto s = parse_exposition(m.render());
+    EXPECT_GT(count_with(s, "server", "gpu.lan:9001/10.0.0.5"), 0u);
+    EXPECT_GT(count_with(s, "server", "gpu.lan:9001/10.0.0.6"), 0u);
+}
+
+TEST(HostNameServers, ANewAddressSetKeepsTheServersThatStay) {
+    metrics::Metrics m("test");
+    auto base = load(two_listener_yaml("9001, 9002"));
+    auto rt1 =
+        upstream::Runtime::build(with_host_name(*base, {"10.0.0.5", "10.0.0.6"}), nullptr, &m);
+    const auto stays = rt1->upstreams[0]->servers()[1];  // 10.0.0.6
+    upstream::ServerLease held(stays.get());
+    auto rt2 =
+        upstream::Runtime::build(with_host_name(*base, {"10.0.0.6", "10.0.0.7"}), rt1.get(), &m);
+    const auto& servers = rt2->upstreams[0]->servers();
+    ASSERT_EQ(servers.size(), 3u);
+    EXPECT_EQ(servers[0], stays) << "same object: its in-flight count and health carry over";
+    EXPECT_EQ(servers[0]->in_flight(), 1);
+    EXPECT_EQ(servers[1]->name(), "gpu.lan:9001/10.0.0.7");
+    EXPECT_EQ(rt2->metrics->server(0, 0), rt1->metrics->server(0, 1)) << "and its series";
+    EXPECT_EQ(rt2->metrics->server("pool", "gpu.lan:9001/10.0.0.5"), nullptr);
+}
+
 // --- scrape-time sampling and readiness ------------------------------------------------------
 
 TEST(SampleRuntime, CopiesInFlightAndUsableFromTheServers) {

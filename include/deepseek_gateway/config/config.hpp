@@ -89,8 +89,11 @@ struct ListenerConfig {
 
 struct ServerConfig {
     HostPort address;
-    // Addresses address.host resolved to at load time (an IP literal resolves
-    // to itself). The first one is used.
+    // address.host is a name to resolve, not an IP literal.
+    bool host_name = false;
+    // The addresses address.host resolves to, sorted (an IP literal resolves
+    // to itself): at load, and again every resolve_interval. Each is a server
+    // of its own (config/servers.hpp).
     std::vector<boost::asio::ip::address> resolved;
     unsigned weight = 1;
 };

@@ -171,7 +171,8 @@ public:
     ListenerMetrics* listener(std::size_t i) const { return listeners_.at(i); }
     // The requests of config.listeners[i] to its upstream.
     RequestMetrics* requests(std::size_t i) const { return requests_.at(i); }
-    // config.upstreams[u] and its servers[s].
+    // config.upstreams[u], and server s of config::server_instances() of it
+    // (a host name stands for one server per address).
     UpstreamMetrics* upstream(std::size_t u) const { return upstreams_.at(u); }
     ServerMetrics* server(std::size_t u, std::size_t s) const { return servers_.at(u).at(s); }
     std::size_t server_count(std::size_t u) const { return servers_.at(u).size(); }

@@ -19,8 +19,17 @@ using Clock = std::chrono::steady_clock;
 class UpstreamServer {
 public:
     UpstreamServer(std::string name, boost::asio::ip::tcp::endpoint endpoint, unsigned weight);
+    // `authority`: the configured "host:port" when it differs from the name
+    // (a host name: "gpu.lan:8000" for the server named "gpu.lan:8000/10.0.0.5").
+    UpstreamServer(std::string name, boost::asio::ip::tcp::endpoint endpoint, unsigned weight,
+                   std::string authority);
 
-    const std::string& name() const { return name_; }  // "host:port" as configured
+    // "10.0.0.5:8000", or "gpu.lan:8000/10.0.0.5" for one address of a host
+    // name (config/servers.hpp): in logs and metric labels.
+    const std::string& name() const { return name_; }
+    // "host:port" as configured: the Host header when the client sent none,
+    // and (its host) the TLS server name.
+    const std::string& authority() const { return authority_; }
     const boost::asio::ip::tcp::endpoint& endpoint() const { return endpoint_; }
     unsigned weight() const { return weight_; }
 
@@ -79,6 +88,7 @@ public:
 private:
     friend class ServerLease;
     std::string name_;
+    std::string authority_;
     boost::asio::ip::tcp::endpoint endpoint_;
     unsigned weight_;
     std::atomic<std::int64_t> in_flight_{0};

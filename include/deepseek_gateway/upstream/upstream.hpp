@@ -61,8 +61,10 @@ struct Runtime {
     // unit tests). Held here so they live as long as a session uses them.
     std::shared_ptr<const metrics::ConfigMetrics> metrics;
 
-    // `previous` (may be null) lends the UpstreamServer objects of servers
-    // that keep their upstream name and address. Certificates and keys are
+    // One UpstreamServer per config::server_instances() entry (a host name
+    // stands for one server per address). `previous` (may be null) lends the
+    // UpstreamServer objects of servers that keep their upstream, name,
+    // address and weight. Certificates and keys are
     // read again every time (that is how SIGHUP renews them). Throws
     // std::runtime_error, naming the key and file, when TLS material fails to
     // load.
