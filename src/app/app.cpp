@@ -1,7 +1,10 @@
 // The daemon's life: start (bind every listener on every worker, then
 // READY=1), signals (SIGHUP reload, SIGTERM/SIGINT drain, a second one exits
-// at once), the systemd watchdog and status line. The main thread runs only
-// main_io; everything that touches a worker's state is post()ed to it.
+// at once), new addresses of host names (applied like a reload), the systemd
+// watchdog and status line. The main thread runs only main_io; everything
+// that touches a worker's state is post()ed to it. Past ~500 lines on
+// purpose: a SIGHUP reload and an address change share one plan and one way
+// of applying it, and read best side by side.
 
 #include "deepseek_gateway/app/app.hpp"
 
@@ -14,6 +17,7 @@
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/metrics/sample.hpp"
 #include "deepseek_gateway/upstream/health.hpp"
+#include "deepseek_gateway/upstream/resolver.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -80,6 +84,8 @@ struct App::Impl {
     std::vector<std::unique_ptr<Worker>> workers;
     // Active health checks: one prober for the process, on its own thread.
     std::unique_ptr<upstream::HealthChecker> health;
+    // Re-resolution of host names (resolve_interval), on its own thread.
+    std::unique_ptr<upstream::Resolver> resolver;
     // /metrics, /healthz, /readyz, on worker 0's event loop.
     std::unique_ptr<admin::AdminServer> admin;
 
@@ -94,9 +100,11 @@ struct App::Impl {
     bool draining = false;
     std::size_t workers_busy = 0;
 
-    // reload: one at a time; a SIGHUP during one runs another after it
+    // reload: one at a time; a SIGHUP during one runs another after it, and
+    // so do new addresses found meanwhile (the latest set waits)
     bool reload_busy = false;
     bool reload_again = false;
+    std::optional<upstream::AddressUpdate> addresses_waiting;
     std::size_t reload_acks = 0;
 
     // watchdog: one ping round per half period
@@ -118,6 +126,9 @@ struct App::Impl {
         std::shared_ptr<log::AccessLog> access_log;
         std::vector<ListenerChanges> changes;  // one per worker
         std::vector<std::string> notes;        // what changes, for the log
+        // Only addresses of host names changed (no file was read): not a
+        // configuration reload for systemd and config_reloads_total.
+        bool addresses_only = false;
     };
 
     int start();
@@ -127,7 +138,8 @@ struct App::Impl {
     std::optional<ReloadPlan> prepare_reload(std::vector<std::string>& errors);
     bool plan_listeners(ReloadPlan& plan, std::vector<std::string>& errors);
     void apply_reload(ReloadPlan plan);
-    void reload_finished();
+    void reload_finished(bool addresses_only, std::vector<std::string> notes);
+    void apply_addresses(upstream::AddressUpdate update);
     void drain();
     void start_watchdog();
     void watchdog_tick();
@@ -141,7 +153,10 @@ App::App(std::string config_path, std::shared_ptr<const config::Config> config)
     impl_->config = std::move(config);
 }
 
-App::~App() = default;
+App::~App() {
+    // Its callback posts to main_io, a member destroyed before it.
+    if (impl_->resolver) impl_->resolver->stop();
+}
 
 // ---- start -----------------------------------------------------------------
 
@@ -176,6 +191,10 @@ int App::Impl::start() {
     for (auto& w : workers) w->start();
     health = std::make_unique<upstream::HealthChecker>();
     health->apply(runtime);
+    resolver = std::make_unique<upstream::Resolver>([this](upstream::AddressUpdate u) {
+        asio::post(main_io, [this, u = std::move(u)]() mutable { apply_addresses(std::move(u)); });
+    });
+    resolver->apply(config);
     spdlog::info("gateway ready: {} listener(s), {} worker(s), config {}", config->listeners.size(),
                  workers.size(), config_path);
     systemd::notify_ready(status_text());
@@ -340,45 +359,98 @@ bool App::Impl::plan_listeners(ReloadPlan& plan, std::vector<std::string>& error
 }
 
 void App::Impl::apply_reload(ReloadPlan plan) {
-    if (plan.next->logging.format != config->logging.format ||
-        plan.next->logging.level != config->logging.level)
-        log::setup(plan.next->logging.format, plan.next->logging.level);
-    for (const auto& note : plan.notes) spdlog::info("reload: {}", note);
-    if (admin) {
-        admin->update_access(plan.next->admin.access);
-        if (plan.next->admin.address.to_string() != config->admin.address.to_string())
-            spdlog::warn("reload: admin.address changes take effect at the next restart");
+    if (!plan.addresses_only) {
+        if (plan.next->logging.format != config->logging.format ||
+            plan.next->logging.level != config->logging.level)
+            log::setup(plan.next->logging.format, plan.next->logging.level);
+        for (const auto& note : plan.notes) spdlog::info("reload: {}", note);
+        if (admin) {
+            admin->update_access(plan.next->admin.access);
+            if (plan.next->admin.address.to_string() != config->admin.address.to_string())
+                spdlog::warn("reload: admin.address changes take effect at the next restart");
+        }
     }
     config = plan.next;
     runtime = plan.runtime;
     access_log = plan.access_log;
     if (health) health->apply(runtime);
+    if (resolver) resolver->apply(config);  // a reload resolved every name afresh
     // READY=1 waits until every worker serves new requests on the new
     // configuration, so `systemctl reload` returns when it is in effect.
     reload_acks = workers.size();
+    auto done = std::make_shared<std::pair<bool, std::vector<std::string>>>(
+        plan.addresses_only, std::move(plan.notes));
     for (std::size_t i = 0; i < workers.size(); ++i) {
         auto changes = std::make_shared<ListenerChanges>(std::move(plan.changes[i]));
         asio::post(workers[i]->io(), [this, w = workers[i].get(), rt = runtime, log = access_log,
-                                      changes] {
+                                      changes, done] {
             w->reconfigure(rt, log, std::move(*changes));
-            asio::post(main_io, [this] {
-                if (--reload_acks == 0) reload_finished();
+            asio::post(main_io, [this, done] {
+                if (--reload_acks == 0) reload_finished(done->first, std::move(done->second));
             });
         });
     }
 }
 
-void App::Impl::reload_finished() {
-    spdlog::info("configuration reloaded: {} listener(s), {} upstream(s)", config->listeners.size(),
-                 config->upstreams.size());
-    count_reload(true);
+void App::Impl::reload_finished(bool addresses_only, std::vector<std::string> notes) {
+    if (addresses_only) {
+        // Logged once the change is in effect on every worker.
+        for (const auto& note : notes) spdlog::info("{}", note);
+    } else {
+        spdlog::info("configuration reloaded: {} listener(s), {} upstream(s)",
+                     config->listeners.size(), config->upstreams.size());
+        count_reload(true);
+    }
     reload_busy = false;
     if (draining) return;  // STOPPING=1 was sent: no READY=1 after it
-    systemd::notify_ready(status_text());
+    if (!addresses_only) systemd::notify_ready(status_text());
     if (reload_again) {
         reload_again = false;
+        addresses_waiting.reset();  // the reload resolves every name again
         reload();
+    } else if (addresses_waiting) {
+        auto update = std::move(*addresses_waiting);
+        addresses_waiting.reset();
+        apply_addresses(std::move(update));
     }
+}
+
+// ---- new addresses of host names -------------------------------------------
+
+// Like a reload, from the configuration in force with new `resolved` sets:
+// the file is not read again, listeners and TLS contexts are kept, servers
+// that stay keep their UpstreamServer (counts, health, backoff), requests
+// under way on a removed address finish on the runtime they started with.
+void App::Impl::apply_addresses(upstream::AddressUpdate update) {
+    if (draining || update.base != config) return;  // a reload came first
+    if (reload_busy) {
+        addresses_waiting = std::move(update);
+        return;
+    }
+    auto next = std::make_shared<config::Config>(*config);
+    ReloadPlan plan;
+    for (auto& c : update.changes) {
+        const auto& up = next->upstreams.at(c.upstream);
+        auto& s = next->upstreams.at(c.upstream).servers.at(c.server);
+        plan.notes.push_back("upstream " + up.name + " server " + s.address.to_string() +
+                             ": addresses " + config::join_addresses(s.resolved) + " -> " +
+                             config::join_addresses(c.addresses));
+        s.resolved = std::move(c.addresses);
+    }
+    plan.next = next;
+    try {
+        plan.runtime = upstream::Runtime::build(plan.next, runtime.get(), &metrics,
+                                                upstream::Runtime::TlsMaterial::keep);
+    } catch (const std::exception& e) {  // nothing to load: not expected
+        spdlog::error("new upstream addresses not applied: {}", e.what());
+        return;
+    }
+    plan.access_log = access_log;
+    plan.changes.resize(workers.size());
+    for (auto& c : plan.changes) c.max_connections = per_worker_connections(*next, workers.size());
+    plan.addresses_only = true;
+    reload_busy = true;
+    apply_reload(std::move(plan));
 }
 
 // ---- drain -----------------------------------------------------------------
@@ -501,6 +573,7 @@ int App::run() {
     if (int rc = d.start(); rc != 0) return rc;
     d.wait_signal();
     d.main_io.run();
+    if (d.resolver) d.resolver->stop();
     if (d.health) d.health->stop();
     for (auto& w : d.workers) w->stop();
     for (auto& w : d.workers) w->join();

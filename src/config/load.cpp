@@ -175,11 +175,9 @@ std::optional<std::string> read_upstream(const Node& n, UpstreamConfig& u) {
     m->read("retries", u.retries, 0, 10);
     if (auto t = m->get("timeouts")) read_timeouts(*t, u.timeouts);
 
-    // Later features. Their "off" values are accepted so that a sample written
-    // for a later release still loads when it leaves them off.
     if (auto t = m->get("tls")) read_upstream_tls(*t, u.tls);
     read_admission(*m, u);
-    m->not_supported("resolve_interval");
+    m->read_duration("resolve_interval", u.resolve_interval, true);
     m->finish();
     return name;
 }

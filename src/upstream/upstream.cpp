@@ -9,13 +9,15 @@
 namespace dsgw::upstream {
 
 Upstream::Upstream(const config::UpstreamConfig& cfg,
-                   std::vector<std::shared_ptr<UpstreamServer>> servers)
+                   std::vector<std::shared_ptr<UpstreamServer>> servers,
+                   std::shared_ptr<tls::ClientContext> tls)
     : cfg_(cfg), servers_(std::move(servers)) {
     std::vector<UpstreamServer*> raw;
     raw.reserve(servers_.size());
     for (auto& s : servers_) raw.push_back(s.get());
     balancer_ = balancer::make_balancer(cfg_.balancer, std::move(raw));
-    if (cfg_.tls.enabled) tls_ = std::make_unique<tls::ClientContext>(cfg_.tls);
+    if (cfg_.tls.enabled)
+        tls_ = tls ? std::move(tls) : std::make_shared<tls::ClientContext>(cfg_.tls);
     for (auto& server : servers_) {
         server->set_max_in_flight(cfg_.max_in_flight);
         server->set_slow_start(cfg_.slow_start);
@@ -34,9 +36,10 @@ Upstream::~Upstream() = default;
 
 std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Config> cfg,
                                               const Runtime* previous,
-                                              metrics::Metrics* metrics) {
+                                              metrics::Metrics* metrics, TlsMaterial material) {
     auto rt = std::make_shared<Runtime>();
     rt->config = cfg;
+    const bool keep_tls = material == TlsMaterial::keep && previous;
     for (const auto& ucfg : cfg->upstreams) {
         std::vector<std::shared_ptr<UpstreamServer>> servers;
         // One server per address of a host name; the metrics expand the
@@ -58,8 +61,13 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
                                          inst.name, ep, inst.weight,
                                          ucfg.servers[inst.config_index].address.to_string()));
         }
+        std::shared_ptr<tls::ClientContext> tls;
+        if (keep_tls)
+            for (const auto& old : previous->upstreams)
+                if (old->name() == ucfg.name) tls = old->shared_tls();
         try {
-            rt->upstreams.push_back(std::make_unique<Upstream>(ucfg, std::move(servers)));
+            rt->upstreams.push_back(
+                std::make_unique<Upstream>(ucfg, std::move(servers), std::move(tls)));
         } catch (const std::exception& e) {
             throw std::runtime_error("upstreams[" + std::to_string(rt->upstreams.size()) +
                                      "].tls: " + e.what());
@@ -68,6 +76,11 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
     for (const auto& lcfg : cfg->listeners) {
         if (!lcfg.tls.enabled) {
             rt->listener_tls.emplace_back();
+            continue;
+        }
+        if (keep_tls && rt->listener_tls.size() < previous->listener_tls.size() &&
+            previous->listener_tls[rt->listener_tls.size()]) {
+            rt->listener_tls.push_back(previous->listener_tls[rt->listener_tls.size()]);
             continue;
         }
         try {

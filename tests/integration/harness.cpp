@@ -316,9 +316,11 @@ MockServer::MockServer(std::string id, std::vector<std::string> args) : id_(std:
     std::vector<std::string> argv = {"--listen", "127.0.0.1:0", "--id", id_, "--quiet"};
     argv.insert(argv.end(), args.begin(), args.end());
     if (!proc_.start(mock_bin(), argv, "mock " + id_)) return;
-    static const std::regex re(R"(listening on 127\.0\.0\.1:(\d+))");
-    if (auto m = proc_.wait_for_line(re, 10s, Process::Stream::out))
-        port_ = static_cast<std::uint16_t>(std::stoi((*m)[1]));
+    static const std::regex re(R"(listening on (\d+\.\d+\.\d+\.\d+):(\d+))");
+    if (auto m = proc_.wait_for_line(re, 10s, Process::Stream::out)) {
+        host_ = (*m)[1];
+        port_ = static_cast<std::uint16_t>(std::stoi((*m)[2]));
+    }
 }
 
 MockServer::~MockServer() {
@@ -333,7 +335,7 @@ std::optional<Response> MockServer::control(const std::string& raw) {
     std::lock_guard lk(control_mu_);
     for (int attempt = 0; attempt < 2; ++attempt) {
         if (!control_.is_open()) {
-            if (!control_.connect(port_)) return std::nullopt;
+            if (!control_.connect(port_, host_)) return std::nullopt;
             ++own_connections_;
         }
         if (control_.send_all(raw)) {
@@ -435,6 +437,9 @@ std::string GatewayConfig::yaml() const {
         if (!u.first_byte_timeout.empty())
             y << "      first_byte: " << u.first_byte_timeout << "\n";
         if (!u.idle_timeout.empty()) y << "      idle: " << u.idle_timeout << "\n";
+        if (!u.slow_start.empty()) y << "    slow_start: " << u.slow_start << "\n";
+        if (!u.resolve_interval.empty())
+            y << "    resolve_interval: " << u.resolve_interval << "\n";
     }
     if (!max_header_bytes.empty() || !max_request_body.empty() || !header_timeout.empty() ||
         !client_idle.empty()) {
@@ -475,7 +480,11 @@ Gateway::~Gateway() {
 bool Gateway::start(const std::string& yaml, milliseconds timeout) {
     if (dir_.path().empty()) return false;
     config_path_ = dir_.write("gateway.yaml", yaml);
-    if (!proc_.start(gateway_bin(), {"--config", config_path_}, "gateway")) return false;
+    std::vector<std::string> argv = launcher_;
+    argv.insert(argv.end(), {gateway_bin(), "--config", config_path_});
+    const std::string exe = argv.front();
+    argv.erase(argv.begin());
+    if (!proc_.start(exe, argv, "gateway")) return false;
     started_ = true;
     static const std::regex ready("gateway ready");
     if (!proc_.wait_for_line(ready, timeout, Process::Stream::err)) return false;

@@ -377,13 +377,15 @@ struct MockStats {
 class MockServer {
 public:
     // Starts `deepseek-mock-server --listen 127.0.0.1:0 --id ID --quiet ARGS...`
-    // and waits for its "listening on" line. Check ok().
+    // and waits for its "listening on" line. Check ok(). A `--listen` in
+    // ARGS wins (e.g. "127.0.0.2:0": any 127.0.0.0/8 address works).
     explicit MockServer(std::string id, std::vector<std::string> args = {});
     ~MockServer();
 
     bool ok() const { return port_ != 0; }
     std::uint16_t port() const { return port_; }
-    std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+    const std::string& host() const { return host_; }
+    std::string address() const { return host_ + ":" + std::to_string(port_); }
     const std::string& id() const { return id_; }
     Process& process() { return proc_; }
 
@@ -407,6 +409,7 @@ private:
 
     std::string id_;
     Process proc_;
+    std::string host_ = "127.0.0.1";
     std::uint16_t port_ = 0;
     std::mutex control_mu_;
     Conn control_;  // keep-alive connection for stats/reset
@@ -444,6 +447,7 @@ struct GatewayConfig {
         std::string connect_timeout = "2s";
         std::string first_byte_timeout = "30s";
         std::string idle_timeout = "30s";
+        std::string slow_start, resolve_interval;
     };
 
     std::string workers = "2";
@@ -491,6 +495,11 @@ public:
         return start(cfg.yaml(), timeout);
     }
 
+    // Runs the gateway as `launcher... GATEWAY --config FILE` (e.g. inside
+    // `unshare`); set before start(). launcher[0] is an absolute path, and
+    // the launcher must exec the command so that signals reach the gateway.
+    void set_launcher(std::vector<std::string> launcher) { launcher_ = std::move(launcher); }
+
     std::uint16_t port(const std::string& listener = "main") const;
     Process& process() { return proc_; }
     const std::string& config_path() const { return config_path_; }
@@ -504,6 +513,7 @@ private:
     TempDir dir_;
     std::string config_path_;
     Process proc_;
+    std::vector<std::string> launcher_;
     std::map<std::string, std::uint16_t> ports_;
     bool started_ = false;
 };

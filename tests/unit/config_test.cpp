@@ -496,8 +496,22 @@ logging: {bogus_logging: 1}
 TEST(LoadConfig, LaterFeaturesAreRejectedNotIgnored) {
     const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
     expect_one_error(with(kListener + ", routes: []"), "listeners[0].routes: not supported yet");
-    expect_one_error(with(kListener, u + ", resolve_interval: 30s"),
-                     "upstreams[0].resolve_interval: not supported yet");
+}
+
+TEST(LoadConfig, ResolveIntervalLoads) {
+    const std::string u = "name: u, servers: [{address: localhost:9001}]";
+    auto dflt = load_config_string(with(kListener, u));
+    ASSERT_TRUE(dflt.errors.empty()) << joined(dflt.errors);
+    EXPECT_EQ(dflt.config->upstreams[0].resolve_interval, 30s);
+    auto fast = load_config_string(with(kListener, u + ", resolve_interval: 500ms"));
+    ASSERT_TRUE(fast.errors.empty()) << joined(fast.errors);
+    EXPECT_EQ(fast.config->upstreams[0].resolve_interval, 500ms);
+    auto never = load_config_string(with(kListener, u + ", resolve_interval: 0s"));
+    ASSERT_TRUE(never.errors.empty()) << joined(never.errors);
+    EXPECT_EQ(never.config->upstreams[0].resolve_interval, 0s);
+    auto bad = load_config_string(with(kListener, u + ", resolve_interval: often"));
+    ASSERT_EQ(bad.errors.size(), 1u) << joined(bad.errors);
+    EXPECT_EQ(bad.errors[0].rfind("upstreams[0].resolve_interval: ", 0), 0u) << bad.errors[0];
 }
 
 TEST(LoadConfig, AdmissionKeysLoad) {

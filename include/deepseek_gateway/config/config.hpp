@@ -143,6 +143,9 @@ struct UpstreamConfig {
     // A server re-admitted after an ejection ramps its share of the requests
     // from ~0 to its full weight over this time; 0 = at once (off).
     Duration slow_start{0};
+    // Servers given by host name are resolved again this often; 0 = never
+    // (only at load and reload).
+    Duration resolve_interval = std::chrono::seconds(30);
 };
 
 struct LimitsConfig {

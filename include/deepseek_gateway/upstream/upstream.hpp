@@ -28,8 +28,11 @@ namespace dsgw::upstream {
 class Upstream {
 public:
     // Throws std::runtime_error when the upstream's TLS material fails to load.
+    // `tls`: a context to use instead of loading one (a DNS change keeps the
+    // previous runtime's).
     Upstream(const config::UpstreamConfig& cfg,
-             std::vector<std::shared_ptr<UpstreamServer>> servers);
+             std::vector<std::shared_ptr<UpstreamServer>> servers,
+             std::shared_ptr<tls::ClientContext> tls = nullptr);
     ~Upstream();
 
     const config::UpstreamConfig& config() const { return cfg_; }
@@ -38,6 +41,7 @@ public:
     const std::vector<std::shared_ptr<UpstreamServer>>& servers() const { return servers_; }
     // Null when the upstream speaks plain HTTP.
     tls::ClientContext* tls() const { return tls_.get(); }
+    const std::shared_ptr<tls::ClientContext>& shared_tls() const { return tls_; }
     // Null when servers have no max_in_flight cap.
     AdmissionQueue* queue() const { return queue_.get(); }
     // Consecutive failures that eject a server (probes and passive).
@@ -48,7 +52,7 @@ private:
     const config::UpstreamConfig& cfg_;  // owned by the Runtime's Config
     std::vector<std::shared_ptr<UpstreamServer>> servers_;
     std::unique_ptr<balancer::Balancer> balancer_;
-    std::unique_ptr<tls::ClientContext> tls_;
+    std::shared_ptr<tls::ClientContext> tls_;
     std::unique_ptr<AdmissionQueue> queue_;
 };
 
@@ -64,13 +68,17 @@ struct Runtime {
     // One UpstreamServer per config::server_instances() entry (a host name
     // stands for one server per address). `previous` (may be null) lends the
     // UpstreamServer objects of servers that keep their upstream, name,
-    // address and weight. Certificates and keys are
-    // read again every time (that is how SIGHUP renews them). Throws
-    // std::runtime_error, naming the key and file, when TLS material fails to
-    // load.
+    // address and weight. With TlsMaterial::reload, certificates and keys are
+    // read again (that is how SIGHUP renews them); with TlsMaterial::keep,
+    // for a configuration that differs from `previous`'s only in the
+    // addresses host names resolve to, its TLS contexts are taken over.
+    // Throws std::runtime_error, naming the key and file, when TLS material
+    // fails to load.
+    enum class TlsMaterial { reload, keep };
     static std::shared_ptr<const Runtime> build(std::shared_ptr<const config::Config> cfg,
                                                 const Runtime* previous,
-                                                metrics::Metrics* metrics = nullptr);
+                                                metrics::Metrics* metrics = nullptr,
+                                                TlsMaterial tls = TlsMaterial::reload);
 };
 
 }  // namespace dsgw::upstream
