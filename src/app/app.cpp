@@ -195,10 +195,12 @@ int App::Impl::start() {
         asio::post(main_io, [this, u = std::move(u)]() mutable { apply_addresses(std::move(u)); });
     });
     resolver->apply(config);
+    // /readyz answers 200 from here on: before the log line and READY=1, so
+    // that whoever waits for either finds the gateway ready.
+    admin->set_serving(true);
     spdlog::info("gateway ready: {} listener(s), {} worker(s), config {}", config->listeners.size(),
                  workers.size(), config_path);
     systemd::notify_ready(status_text());
-    admin->set_serving(true);
     start_watchdog();
     start_status();
     return 0;
