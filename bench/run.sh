@@ -22,7 +22,7 @@
 #      delivery lag over direct, resident memory per stream (fresh proxies)
 #   e  1 MiB request bodies, BODY_CONNS connections
 #   f  scaling: the gateway with workers: 1 and workers: 2 (load of a, unpinned)
-#   g  metrics on vs off (skipped until the admin listener and metrics exist)
+#   g  metrics on vs off: the gateway with admin.metrics true and false (load of a, pinned)
 #
 # CPU pinning (2 cores): the proxy under test runs on PROXY_CPU (1), wrk,
 # sse_load and the mock on LOAD_CPU (0), so every proxy gets one whole core.
@@ -444,9 +444,26 @@ for round in $(seq "$ROUNDS"); do
     stop_proc gw1; stop_proc gw2
     taskset -a -p -c "$LOAD_CPU" "${PID[mock]}" >/dev/null
   fi
+  if want g; then
+    log " g. metrics on vs off: the gateway with admin.metrics true and false, $CONNS connections"
+    for m in on off; do
+      port=$GW1_PORT; [ "$m" = off ] && port=$GW2_PORT
+      gateway_yaml "$tmp/gateway-m$m.yaml" 1 "$port" ""
+      [ "$m" = off ] && sed -i 's|^admin: {address: 127.0.0.1:0}|admin: {address: 127.0.0.1:0, metrics: false}|' "$tmp/gateway-m$m.yaml"
+      grep -q "metrics: false" "$tmp/gateway-m$m.yaml" || [ "$m" = on ] || die "could not switch metrics off in $tmp/gateway-m$m.yaml"
+      "${pin_proxy[@]}" "$gw_bin" --config "$tmp/gateway-m$m.yaml" >>"$tmp/gateway-m$m.out" 2>&1 &
+      PID[gm$m]=$!
+      wait_port "$port" "${PID[gm$m]}" || { cat "$tmp/gateway-m$m.out" >&2; die "gateway (metrics $m) did not start"; }
+    done
+    ms=(on off); [ $((round % 2)) = 0 ] && ms=(off on)
+    for m in "${ms[@]}"; do
+      port=$GW1_PORT; [ "$m" = off ] && port=$GW2_PORT
+      wrk_run g "metrics_$m" "${PID[gm$m]}" "http://127.0.0.1:$port/" "$CONNS"
+    done
+    stop_proc gmon; stop_proc gmoff
+  fi
 done
 elapsed=$(($(date +%s) - start_s))
-want g && log " g. metrics on vs off: skipped (placeholder): needs a way to switch the gateway's metrics off"
 
 # ---------------------------------------------------------------- report
 median() {  # scen proxy metric -> median over rounds, or empty
@@ -514,7 +531,16 @@ targets() {
       awk -v k="$k" 'BEGIN { printf "- SSE resident memory ≤ 16 KiB per stream: %s (%.1f KiB)\n", k <= 16 ? "met" : "**missed**", k }'
     fi
   fi
-  want g && echo "- metrics on vs off < 3 %: not measured yet"
+  if want g; then
+    local on off
+    on=$(median g metrics_on rps); off=$(median g metrics_off rps)
+    if [ -n "$on" ] && [ -n "$off" ]; then
+      awk -v a="$on" -v b="$off" 'BEGIN { d = (b - a) / b * 100; if (d < 0) d = -d
+        printf "- metrics on vs off < 3 %% (requests/s): %s (on %.0f, off %.0f, difference %.1f %%)\n", d < 3 ? "met" : "**missed**", a, b, d }'
+    else
+      echo "- metrics on vs off < 3 %: not measured"
+    fi
+  fi
   echo
 }
 
@@ -579,7 +605,11 @@ report="bench/results/$stamp.md"
     echo "| f. scaling (load of a, no pinning) | requests/s ↑, workers: 1 → 2 | $(fmt "$w1" 0) → $(fmt "$w2" 0) | | | ×$(ratio "$w2" "$w1") | | |"
     echo "| | latency p99 ms ↓, workers: 1 → 2 | $(fmt "$(median f workers1 p99_ms)" 2) → $(fmt "$(median f workers2 p99_ms)" 2) | | | | | |"
   fi
-  want g && echo "| g. metrics on vs off | – | skipped (placeholder) | | | | | |"
+  if want g; then
+    gon=$(median g metrics_on rps); goff=$(median g metrics_off rps)
+    echo "| g. metrics on vs off (load of a) | requests/s ↑, metrics on → off | $(fmt "$gon" 0) → $(fmt "$goff" 0) | | | on ÷ off $(ratio "$gon" "$goff") | | |"
+    echo "| | proxy CPU µs/request ↓, metrics on → off | $(fmt "$(median g metrics_on cpu_us_per_req)" 1) → $(fmt "$(median g metrics_off cpu_us_per_req)" 1) | | | | | |"
+  fi
   echo
   if [ "$gw_tls" = 0 ] && { want b || want c; }; then
     echo "The gateway does not terminate TLS yet (its --check-config rejects listeners[].tls), so b and c have no gateway figures."

@@ -60,6 +60,7 @@ struct AdminServer::Impl {
     tcp::endpoint endpoint;          // configured, then bound
     access::Policy policy;           // io thread only
     metrics::Metrics& metrics;
+    std::atomic<bool> metrics_on{true};
     ReadinessCheck ready_check;
     std::atomic<bool> serving{false};
     bool stopped = false;                     // io thread only
@@ -182,6 +183,8 @@ Response AdminServer::Impl::answer(const Request& req) {
     } else if (!get) {
         text(http::status::method_not_allowed, "method not allowed\n");
         res.set(http::field::allow, "GET, HEAD");
+    } else if (path == "/metrics" && !metrics_on.load(std::memory_order_relaxed)) {
+        text(http::status::not_found, "metrics are off (admin.metrics: false)\n");
     } else if (path == "/metrics") {
         res.set(http::field::content_type,
                 std::string_view(metrics::kContentType.data(), metrics::kContentType.size()));
@@ -245,6 +248,10 @@ tcp::endpoint AdminServer::local_endpoint() const { return impl_->endpoint; }
 
 void AdminServer::set_serving(bool serving) {
     impl_->serving.store(serving, std::memory_order_release);
+}
+
+void AdminServer::set_metrics_enabled(bool on) {
+    impl_->metrics_on.store(on, std::memory_order_relaxed);
 }
 
 void AdminServer::update_access(access::Policy policy) {

@@ -177,6 +177,7 @@ int App::Impl::start() {
     // and the gauges sampled before a render read that worker's runtime.
     auto* w0 = workers.front().get();
     admin = std::make_unique<admin::AdminServer>(w0->io(), config->admin, metrics);
+    admin->set_metrics_enabled(config->admin.metrics);
     admin->set_readiness_check([w0] { return admin::unready_upstream(*w0->runtime()); });
     metrics.set_before_render([w0] {
         const auto& rt = w0->runtime();
@@ -368,6 +369,7 @@ void App::Impl::apply_reload(ReloadPlan plan) {
         for (const auto& note : plan.notes) spdlog::info("reload: {}", note);
         if (admin) {
             admin->update_access(plan.next->admin.access);
+            admin->set_metrics_enabled(plan.next->admin.metrics);
             if (plan.next->admin.address.to_string() != config->admin.address.to_string())
                 spdlog::warn("reload: admin.address changes take effect at the next restart");
         }

@@ -335,6 +335,7 @@ bool read_admin(const Node& n, AdminConfig& a) {
             }
         }
     }
+    m->read("metrics", a.metrics);
     if (auto acc = m->get("access")) {
         if (auto am = acc->as_map()) {
             if (auto allow = am->get("allow")) {

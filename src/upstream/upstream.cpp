@@ -37,6 +37,7 @@ Upstream::~Upstream() = default;
 std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Config> cfg,
                                               const Runtime* previous,
                                               metrics::Metrics* metrics, TlsMaterial material) {
+    if (!cfg->admin.metrics) metrics = nullptr;  // admin.metrics: false
     auto rt = std::make_shared<Runtime>();
     rt->config = cfg;
     const bool keep_tls = material == TlsMaterial::keep && previous;

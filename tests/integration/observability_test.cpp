@@ -274,6 +274,53 @@ TEST(Observability, CountersMoveByExactlyTheRequestsSent) {
     EXPECT_EQ(later->sum(P + "requests_total"), kAll);
 }
 
+// admin.metrics: false (for measuring what metrics cost, bench scenario g):
+// requests are served and counted nowhere, /metrics answers 404 while
+// /healthz and /readyz stay; a reload turning metrics on makes /metrics
+// answer again, counting only what came after.
+TEST(Observability, MetricsCanBeSwitchedOffAndBackOnByReload) {
+    auto mocks = start_mocks(1);
+    ASSERT_TRUE(mocks[0]->ok());
+    Gateway gw;
+    const auto cfg = basic_config(mocks);
+    auto admin =
+        start_with_admin(gw, cfg, "admin:\n  address: 127.0.0.1:0\n  metrics: false\n");
+    ASSERT_TRUE(admin) << gw.logs();
+    for (int i = 0; i < 3; ++i) {
+        auto r = request_once(gw.port(), completion_request());
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200);
+    }
+    auto off = admin_get(*admin, "/metrics");
+    ASSERT_TRUE(off);
+    EXPECT_EQ(off->status, 404);
+    EXPECT_NE(off->body.find("admin.metrics: false"), std::string::npos) << off->body;
+    auto health = admin_get(*admin, "/healthz");
+    ASSERT_TRUE(health);
+    EXPECT_EQ(health->status, 200);
+    auto ready = admin_get(*admin, "/readyz");
+    ASSERT_TRUE(ready);
+    EXPECT_EQ(ready->status, 200);
+
+    // Same file with admin.metrics on (the admin port stays: 0 means "the
+    // one bound at start" is kept, address changes need a restart).
+    {
+        std::ofstream f(gw.config_path(), std::ios::trunc);
+        f << with_admin(cfg.yaml(), "admin:\n  address: 127.0.0.1:0\n  metrics: true\n");
+    }
+    ASSERT_TRUE(gw.process().signal(SIGHUP));
+    ASSERT_TRUE(gw.process().wait_for_line(std::regex("configuration reloaded"), 10s))
+        << gw.logs();
+    for (int i = 0; i < 2; ++i) {
+        auto r = request_once(gw.port(), completion_request());
+        ASSERT_TRUE(r);
+        EXPECT_EQ(r->status, 200);
+    }
+    auto s = scrape_until(*admin, [](const Scrape& x) { return x.sum(P + "requests_total") >= 2; });
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->sum(P + "requests_total"), 2) << "requests made with metrics off were counted";
+}
+
 TEST(Observability, AccessLogNamesMatchMetricLabels) {
     auto mocks = start_mocks(1);
     ASSERT_TRUE(mocks[0]->ok());

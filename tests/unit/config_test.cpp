@@ -326,6 +326,18 @@ TEST(LoadConfig, DefaultsForEveryOptionalKey) {
     EXPECT_EQ(c.logging.access_log, "stdout");
     EXPECT_EQ(c.logging.format, LogFormat::json);
     EXPECT_EQ(c.shutdown_timeout, 30s);
+    EXPECT_TRUE(c.admin.metrics);
+}
+
+TEST(LoadConfig, AdminMetricsSwitch) {
+    auto r = load_config_string(with(kListener, "name: u, servers: [{address: 127.0.0.1:9001}]",
+                                     "admin: {metrics: false}\n"));
+    ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
+    EXPECT_FALSE(r.config->admin.metrics);
+    auto bad = load_config_string(with(kListener, "name: u, servers: [{address: 127.0.0.1:9001}]",
+                                       "admin: {metrics: sometimes}\n"));
+    ASSERT_EQ(bad.errors.size(), 1u) << joined(bad.errors);
+    EXPECT_EQ(bad.errors[0].rfind("admin.metrics: ", 0), 0u) << bad.errors[0];
 }
 
 TEST(LoadConfig, WorkersAutoIsTheNumberOfCpus) {

@@ -55,6 +55,9 @@ public:
     // From any thread: close the acceptor and every open admin connection.
     void stop();
 
+    // From any thread: admin.metrics (at start and on reload).
+    void set_metrics_enabled(bool on);
+
     // The bound address (the real port when admin.address has port 0).
     boost::asio::ip::tcp::endpoint local_endpoint() const;
 

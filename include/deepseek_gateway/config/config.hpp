@@ -172,6 +172,9 @@ struct AdminConfig {
     HostPort address{"127.0.0.1", 9100};  // port 0: any free port
     boost::asio::ip::address ip = boost::asio::ip::make_address("127.0.0.1");
     access::Policy access = default_admin_access();  // allow 127.0.0.1/32, ::1/128
+    // false: requests update no metrics and /metrics answers 404 (for
+    // measuring what metrics cost; /healthz and /readyz stay).
+    bool metrics = true;
 
     static access::Policy default_admin_access();
 };
