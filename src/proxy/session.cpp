@@ -152,9 +152,11 @@ public:
             }
         }
         error_code ec;
-        auto peer = client_.remote_endpoint(ec);
-        conn_ip_ = admission.client.is_unspecified() ? access::normalize(peer.address())
-                                                     : admission.client;
+        // The listener judged the peer already (admission.client); asking
+        // the socket again would cost a getpeername(2) per connection.
+        conn_ip_ = admission.client;
+        if (conn_ip_.is_unspecified())
+            conn_ip_ = access::normalize(client_.remote_endpoint(ec).address());
         client_ip_ = conn_ip_;
         client_ip_text_ = client_ip_.to_string();
         client_.set_option(tcp::no_delay(true), ec);
