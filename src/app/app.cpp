@@ -11,6 +11,7 @@
 #include "deepseek_gateway/app/systemd.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/log/log.hpp"
+#include "deepseek_gateway/net/inherited.hpp"
 #include "deepseek_gateway/net/listener.hpp"
 #include "deepseek_gateway/admin/admin_server.hpp"
 #include "deepseek_gateway/admin/readiness.hpp"
@@ -88,6 +89,8 @@ struct App::Impl {
     std::unique_ptr<upstream::Resolver> resolver;
     // /metrics, /healthz, /readyz, on worker 0's event loop.
     std::unique_ptr<admin::AdminServer> admin;
+    // Listening sockets from systemd socket activation (usually none).
+    net::InheritedSockets inherited;
 
     // config_reloads_total{result}: once per SIGHUP, on the main thread.
     void count_reload(bool success) { metrics.reload_result(success); }
@@ -169,10 +172,26 @@ int App::Impl::start() {
         std::fprintf(stderr, "deepseek-gateway: %s\n", e.what());
         return 3;
     }
+    try {
+        inherited = net::InheritedSockets::from_environment();
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "deepseek-gateway: %s\n", e.what());
+        return 3;
+    }
     for (unsigned i = 0; i < config->workers; ++i)
         workers.push_back(std::make_unique<Worker>(i, runtime, access_log));
     for (std::size_t i = 0; i < config->listeners.size(); ++i)
         if (int rc = bind_at_start(config->listeners[i], i); rc != 0) return rc;
+    // A socket systemd opened that no listener takes would accept connections
+    // nobody answers: refuse to start instead.
+    for (const auto& s : inherited.unused()) {
+        std::fprintf(stderr,
+                     "deepseek-gateway: socket activation: the socket on %s matches no "
+                     "listeners[].address (ListenStream= in the .socket unit and the YAML must "
+                     "name the same address)\n",
+                     s.c_str());
+        return 3;
+    }
     // The admin listener runs on worker 0's event loop: its readiness check
     // and the gauges sampled before a render read that worker's runtime.
     auto* w0 = workers.front().get();
@@ -211,9 +230,10 @@ int App::Impl::start() {
 int App::Impl::bind_at_start(const config::ListenerConfig& lc, std::size_t index) {
     tcp::endpoint ep(lc.ip, lc.address.port);
     const auto per_worker = per_worker_connections(*config, workers.size());
+    bool from_systemd = false;
     try {
         for (auto& w : workers) {
-            auto acceptor = net::bind_acceptor(w->io(), ep);
+            auto acceptor = net::open_acceptor(w->io(), ep, inherited, &from_systemd);
             ep = acceptor.local_endpoint();  // port 0: the others share the port chosen
             w->add_listener(
                 std::make_unique<net::Listener>(*w, lc.name, std::move(acceptor), per_worker));
@@ -223,7 +243,8 @@ int App::Impl::bind_at_start(const config::ListenerConfig& lc, std::size_t index
                      e.what(), lc.name.c_str());
         return 3;
     }
-    spdlog::info("listener {} listening on {}", lc.name, endpoint_text(ep));
+    spdlog::info("listener {} listening on {}{}", lc.name, endpoint_text(ep),
+                 from_systemd ? " (socket from systemd)" : "");
     return 0;
 }
 
@@ -335,7 +356,7 @@ bool App::Impl::plan_listeners(ReloadPlan& plan, std::vector<std::string>& error
         tcp::endpoint ep(lc.ip, lc.address.port);
         try {
             for (std::size_t w = 0; w < workers.size(); ++w) {
-                auto acceptor = net::bind_acceptor(workers[w]->io(), ep);
+                auto acceptor = net::open_acceptor(workers[w]->io(), ep, inherited, nullptr);
                 ep = acceptor.local_endpoint();
                 plan.changes[w].bind.push_back(std::make_unique<net::Listener>(
                     *workers[w], lc.name, std::move(acceptor), per_worker));

@@ -108,6 +108,25 @@ TEST(SystemdUnit, PassesSystemdAnalyzeVerify) {
         << "systemd-analyze verify complained:\n" << r.err_text() << joined(r.out);
 }
 
+// The optional .socket unit (socket activation) next to the service it starts.
+TEST(SystemdUnit, SocketUnitPassesSystemdAnalyzeVerify) {
+    const auto analyze = find_tool("systemd-analyze");
+    ASSERT_FALSE(analyze.empty()) << "systemd-analyze not found: run scripts/install-deps.sh";
+    TempDir dir;
+    auto unit = read_file(kSource + "/deploy/systemd/deepseek-gateway.service");
+    auto socket = read_file(kSource + "/deploy/systemd/deepseek-gateway.socket");
+    ASSERT_FALSE(unit.empty());
+    ASSERT_FALSE(socket.empty());
+    EXPECT_NE(socket.find("Service=deepseek-gateway.service"), std::string::npos);
+    dir.write("deepseek-gateway.service", replace_all(unit, "/usr/bin/deepseek-gateway", gateway_bin()));
+    const auto path = dir.write("deepseek-gateway.socket", socket);
+    auto r = run_command(analyze, {"verify", path}, 60s);
+    ASSERT_TRUE(r.exit_code.has_value()) << "systemd-analyze did not finish";
+    EXPECT_EQ(*r.exit_code, 0) << r.err_text();
+    EXPECT_TRUE(r.err.empty() && r.out.empty())
+        << "systemd-analyze verify complained:\n" << r.err_text() << joined(r.out);
+}
+
 // ---- cmake --install -----------------------------------------------------------
 
 TEST(Install, LaysOutFilesAndKeepsAnExistingConfig) {
@@ -130,7 +149,8 @@ TEST(Install, LaysOutFilesAndKeepsAnExistingConfig) {
                                  prefix + "/lib/sysusers.d/deepseek-gateway.conf",
                                  prefix + "/share/doc/deepseek-gateway/operations.md",
                                  prefix + "/share/doc/deepseek-gateway/deployment.md",
-                                 prefix + "/share/doc/deepseek-gateway/gateway.example.yaml"})
+                                 prefix + "/share/doc/deepseek-gateway/gateway.example.yaml",
+                                 prefix + "/share/doc/deepseek-gateway/deepseek-gateway.socket"})
         EXPECT_TRUE(fs::exists(stage.path() + f)) << "not installed: " << f;
     const auto unit = read_file(stage.path() + prefix + "/lib/systemd/system/deepseek-gateway.service");
     EXPECT_NE(unit.find("ExecStart=" + prefix + "/bin/deepseek-gateway --config " + etc +

@@ -3,6 +3,7 @@
 // systemd notification protocol through a fake NOTIFY_SOCKET.
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <cstdio>
@@ -524,6 +525,76 @@ TEST(Systemd, NoWatchdogWithoutWatchdogUsec) {
     Notified n;
     ASSERT_TRUE(n.start(basic_config(mocks))) << n.gw.logs();
     EXPECT_FALSE(n.notify().wait_for("WATCHDOG=1", 700ms)) << "WATCHDOG=1 sent though not asked";
+}
+
+// ---- socket activation ---------------------------------------------------------
+
+// systemd-socket-activate(1) does what a .socket unit does: it opens the
+// listening socket, waits for the first connection, then execs the daemon
+// with LISTEN_FDS=1 and the socket as descriptor 3.
+const char* kSocketActivate = "/usr/bin/systemd-socket-activate";
+
+std::uint16_t a_free_port() {
+    ClosedPort p;  // bound, not listening; released when it goes out of scope
+    return p.port();
+}
+
+TEST(SocketActivation, ListenerTakesTheSocketSystemdOpened) {
+    if (::access(kSocketActivate, X_OK) != 0) GTEST_SKIP() << kSocketActivate << " missing";
+    auto mocks = start_mocks(1);
+    ASSERT_TRUE(mocks[0]->ok());
+    const auto port = a_free_port();
+    auto cfg = basic_config(mocks);
+    cfg.listener().address = "127.0.0.1:" + std::to_string(port);
+    TempDir dir;
+    const auto path = dir.write("gateway.yaml", cfg.yaml());
+    Process sa;
+    ASSERT_TRUE(sa.start(kSocketActivate, {"-l", "127.0.0.1:" + std::to_string(port), gateway_bin(),
+                                           "--config", path},
+                         "socket-activate"));
+    ASSERT_TRUE(sa.wait_for_line(std::regex("Listening on 127\\.0\\.0\\.1:" + std::to_string(port)), 5s))
+        << sa.tail();
+    // The first connection makes systemd-socket-activate exec the gateway,
+    // which must accept it on the inherited socket.
+    auto r = request_once(port, plain_request());
+    ASSERT_TRUE(r) << sa.tail();
+    EXPECT_EQ(r->status, 200) << r->body;
+    ASSERT_TRUE(sa.wait_for_line(std::regex("listening on 127\\.0\\.0\\.1:" +
+                                            std::to_string(port) + " \\(socket from systemd\\)"),
+                                 5s))
+        << sa.tail();
+    for (int i = 0; i < 5; ++i) {
+        auto again = request_once(port, plain_request());
+        ASSERT_TRUE(again);
+        EXPECT_EQ(again->status, 200);
+    }
+    EXPECT_EQ(sa.stop(10s), 0) << sa.tail();
+}
+
+TEST(SocketActivation, SocketThatMatchesNoListenerStopsTheStart) {
+    if (::access(kSocketActivate, X_OK) != 0) GTEST_SKIP() << kSocketActivate << " missing";
+    auto mocks = start_mocks(1);
+    ASSERT_TRUE(mocks[0]->ok());
+    const auto passed = a_free_port();
+    auto cfg = basic_config(mocks);
+    cfg.listener().address = "127.0.0.1:0";  // not the socket systemd passes
+    TempDir dir;
+    const auto path = dir.write("gateway.yaml", cfg.yaml());
+    Process sa;
+    ASSERT_TRUE(sa.start(kSocketActivate, {"-l", "127.0.0.1:" + std::to_string(passed),
+                                           gateway_bin(), "--config", path},
+                         "socket-activate"));
+    ASSERT_TRUE(sa.wait_for_line(std::regex("Listening on"), 5s)) << sa.tail();
+    Conn c;
+    ASSERT_TRUE(c.connect(passed));  // triggers the exec
+    auto status = sa.wait_exit(10s);
+    ASSERT_TRUE(status) << sa.tail();
+    EXPECT_EQ(*status, 3) << sa.tail();
+    EXPECT_TRUE(sa.wait_for_line(std::regex("socket activation: the socket on 127\\.0\\.0\\.1:" +
+                                            std::to_string(passed) +
+                                            " \\(fd 3\\) matches no listeners\\[\\]\\.address"),
+                                 1s))
+        << sa.tail();
 }
 
 }  // namespace
