@@ -5,6 +5,11 @@
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
+#include <sys/stat.h>
+
+#include <cstdio>
+#include <cstdlib>
+
 namespace dsgw::log {
 
 namespace {
@@ -35,6 +40,43 @@ public:
     }
 };
 
+// True when stderr is the journal's stream for this service: systemd sets
+// JOURNAL_STREAM to "DEVICE:INODE" of the stream it connected (systemd.exec(5)).
+bool stderr_is_journal() {
+    const char* js = std::getenv("JOURNAL_STREAM");
+    if (!js || !*js) return false;
+    unsigned long long dev = 0, ino = 0;
+    if (std::sscanf(js, "%llu:%llu", &dev, &ino) != 2) return false;
+    struct stat st {};
+    if (::fstat(2, &st) != 0) return false;
+    return static_cast<unsigned long long>(st.st_dev) == dev &&
+           static_cast<unsigned long long>(st.st_ino) == ino;
+}
+
+// %& : "<N>", the syslog priority of the line, which journald takes off and
+// stores as the entry's PRIORITY (so `journalctl -p warning` works).
+class JournalPriorityFlag : public spdlog::custom_flag_formatter {
+public:
+    void format(const spdlog::details::log_msg& msg, const std::tm&,
+                spdlog::memory_buf_t& dest) override {
+        char p = '6';
+        switch (msg.level) {
+            case spdlog::level::trace:
+            case spdlog::level::debug: p = '7'; break;
+            case spdlog::level::info: p = '6'; break;
+            case spdlog::level::warn: p = '4'; break;
+            case spdlog::level::err: p = '3'; break;
+            case spdlog::level::critical: p = '2'; break;
+            default: break;
+        }
+        const char text[3] = {'<', p, '>'};
+        dest.append(text, text + 3);
+    }
+    std::unique_ptr<custom_flag_formatter> clone() const override {
+        return std::make_unique<JournalPriorityFlag>();
+    }
+};
+
 }  // namespace
 
 void setup(config::LogFormat format, config::LogLevel level) {
@@ -45,14 +87,15 @@ void setup(config::LogFormat format, config::LogLevel level) {
         spdlog::register_logger(logger);
         spdlog::set_default_logger(logger);
     }
-    if (format == config::LogFormat::json) {
-        auto f = std::make_unique<spdlog::pattern_formatter>();
-        f->add_flag<JsonMessageFlag>('*').set_pattern(
-            R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%*"})");
-        logger->set_formatter(std::move(f));
-    } else {
-        logger->set_pattern("%Y-%m-%d %H:%M:%S.%e [%l] %v");
-    }
+    // Under systemd each line starts with its priority for journald.
+    const std::string prefix = stderr_is_journal() ? "%&" : "";
+    auto f = std::make_unique<spdlog::pattern_formatter>();
+    f->add_flag<JsonMessageFlag>('*').add_flag<JournalPriorityFlag>('&');
+    if (format == config::LogFormat::json)
+        f->set_pattern(prefix + R"({"time":"%Y-%m-%dT%H:%M:%S.%e%z","level":"%l","msg":"%*"})");
+    else
+        f->set_pattern(prefix + "%Y-%m-%d %H:%M:%S.%e [%l] %v");
+    logger->set_formatter(std::move(f));
     logger->set_level(to_spdlog(level));
     logger->flush_on(spdlog::level::trace);
 }

@@ -527,6 +527,41 @@ TEST(Systemd, NoWatchdogWithoutWatchdogUsec) {
     EXPECT_FALSE(n.notify().wait_for("WATCHDOG=1", 700ms)) << "WATCHDOG=1 sent though not asked";
 }
 
+// ---- journald priorities ---------------------------------------------------------
+
+// Under systemd, stderr is the journal and JOURNAL_STREAM names it: every line
+// then starts with its syslog priority ("<4>" for a warning), which journald
+// stores as PRIORITY, so `journalctl -p warning` finds the gateway's warnings.
+// The launcher sets JOURNAL_STREAM to the device:inode of the stderr pipe, as
+// systemd does for the stream it connects.
+TEST(Journal, LinesCarryTheirPriorityWhenStderrIsTheJournal) {
+    ClosedPort dead;
+    Gateway gw;
+    gw.set_launcher({"/bin/sh", "-c",
+                     "export JOURNAL_STREAM=$(stat -L -c %d:%i /proc/self/fd/2); exec \"$@\"",
+                     "sh"});
+    auto cfg = basic_config({dead.address()});
+    cfg.log_level = "info";
+    ASSERT_TRUE(gw.start(cfg.yaml())) << gw.logs();
+    // Failed connects eject the server after unhealthy_after (3): a warning.
+    for (int i = 0; i < 4; ++i) {
+        auto r = request_once(gw.port(), plain_request());
+        ASSERT_TRUE(r);
+        EXPECT_GE(r->status, 502);
+    }
+    ASSERT_TRUE(gw.process().wait_for_line(std::regex("^<4>.*\\[warning\\]"), 5s,
+                                           Process::Stream::err))
+        << gw.logs();
+    EXPECT_TRUE(gw.process().wait_for_line(std::regex("^<6>.*gateway ready"), 1s, Process::Stream::err))
+        << gw.logs();
+    // Outside systemd (no JOURNAL_STREAM, as in every other test) lines have no prefix.
+    Gateway plain;
+    ASSERT_TRUE(plain.start(basic_config({dead.address()}).yaml())) << plain.logs();
+    EXPECT_TRUE(plain.process().wait_for_line(std::regex("^[0-9{].*gateway ready"), 1s,
+                                              Process::Stream::err))
+        << plain.logs();
+}
+
 // ---- socket activation ---------------------------------------------------------
 
 // systemd-socket-activate(1) does what a .socket unit does: it opens the
