@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deepseek-gateway against nginx and HAProxy on this machine, loopback only.
 #
-#   bench/run.sh                         # ROUNDS=3 DURATION=10, every scenario
+#   bench/run.sh                         # ROUNDS=5 DURATION=6, every scenario
 #   ROUNDS=1 DURATION=5 bench/run.sh     # a quick check
 #   SCENARIOS=a,d bench/run.sh           # only some scenarios
 #
@@ -27,7 +27,7 @@
 # CPU pinning (2 cores): the proxy under test runs on PROXY_CPU (1), wrk,
 # sse_load and the mock on LOAD_CPU (0), so every proxy gets one whole core.
 #
-# Environment: ROUNDS=3 DURATION=10 (s per run) WARMUP=1 (s before each run)
+# Environment: ROUNDS=5 DURATION=6 (s per run) WARMUP=1 (s before each run)
 #   CONNS=64 BODY_CONNS=16 BODY_BYTES=1048576 SSE_STREAMS=1000 SSE_TOKENS=20
 #   SSE_DELAY_MS=200 MOCK_THREADS=1 BASE_PORT=18080 (uses BASE_PORT..+9)
 #   PROXY_CPU=1 LOAD_CPU=0 CERT_KEY=ec|rsa SCENARIOS=a,b,c,d,e,f,g
@@ -38,8 +38,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-10}
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-6}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-64}
 BODY_CONNS=${BODY_CONNS:-16}
