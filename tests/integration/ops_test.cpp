@@ -574,21 +574,32 @@ std::uint16_t a_free_port() {
     return p.port();
 }
 
+// The gateway with `listener_address`, launched by systemd-socket-activate
+// listening on 127.0.0.1:`passed`; returns once that socket is open (the
+// gateway itself starts at the first connection).
+void start_socket_activated(Process& sa, TempDir& dir, std::uint16_t passed,
+                            const std::string& listener_address,
+                            const std::vector<std::unique_ptr<MockServer>>& mocks) {
+    auto cfg = basic_config(mocks);
+    cfg.listener().address = listener_address;
+    const auto path = dir.write("gateway.yaml", cfg.yaml());
+    const auto addr = "127.0.0.1:" + std::to_string(passed);
+    ASSERT_TRUE(sa.start(kSocketActivate, {"-l", addr, gateway_bin(), "--config", path},
+                         "socket-activate"));
+    ASSERT_TRUE(sa.wait_for_line(std::regex("Listening on 127\\.0\\.0\\.1:" + std::to_string(passed)),
+                                 5s))
+        << sa.tail();
+}
+
 TEST(SocketActivation, ListenerTakesTheSocketSystemdOpened) {
     if (::access(kSocketActivate, X_OK) != 0) GTEST_SKIP() << kSocketActivate << " missing";
     auto mocks = start_mocks(1);
     ASSERT_TRUE(mocks[0]->ok());
     const auto port = a_free_port();
-    auto cfg = basic_config(mocks);
-    cfg.listener().address = "127.0.0.1:" + std::to_string(port);
     TempDir dir;
-    const auto path = dir.write("gateway.yaml", cfg.yaml());
     Process sa;
-    ASSERT_TRUE(sa.start(kSocketActivate, {"-l", "127.0.0.1:" + std::to_string(port), gateway_bin(),
-                                           "--config", path},
-                         "socket-activate"));
-    ASSERT_TRUE(sa.wait_for_line(std::regex("Listening on 127\\.0\\.0\\.1:" + std::to_string(port)), 5s))
-        << sa.tail();
+    start_socket_activated(sa, dir, port, "127.0.0.1:" + std::to_string(port), mocks);
+    if (HasFatalFailure()) return;
     // The first connection makes systemd-socket-activate exec the gateway,
     // which must accept it on the inherited socket.
     auto r = request_once(port, plain_request());
@@ -611,15 +622,11 @@ TEST(SocketActivation, SocketThatMatchesNoListenerStopsTheStart) {
     auto mocks = start_mocks(1);
     ASSERT_TRUE(mocks[0]->ok());
     const auto passed = a_free_port();
-    auto cfg = basic_config(mocks);
-    cfg.listener().address = "127.0.0.1:0";  // not the socket systemd passes
     TempDir dir;
-    const auto path = dir.write("gateway.yaml", cfg.yaml());
     Process sa;
-    ASSERT_TRUE(sa.start(kSocketActivate, {"-l", "127.0.0.1:" + std::to_string(passed),
-                                           gateway_bin(), "--config", path},
-                         "socket-activate"));
-    ASSERT_TRUE(sa.wait_for_line(std::regex("Listening on"), 5s)) << sa.tail();
+    // The listener binds its own port: not the socket systemd passes.
+    start_socket_activated(sa, dir, passed, "127.0.0.1:0", mocks);
+    if (HasFatalFailure()) return;
     Conn c;
     ASSERT_TRUE(c.connect(passed));  // triggers the exec
     auto status = sa.wait_exit(10s);
