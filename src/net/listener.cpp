@@ -83,8 +83,9 @@ void Listener::accept() {
         paused_ = true;  // resumed by connection_closed()
         return;
     }
-    acceptor_.async_accept(worker_.io(), [this, alive = alive_](boost::system::error_code ec,
-                                                                 tcp::socket s) {
+    // The peer's address comes with accept(2): no getpeername(2) per connection.
+    acceptor_.async_accept(worker_.io(), peer_, [this, alive = alive_](boost::system::error_code ec,
+                                                                        tcp::socket s) {
         if (!*alive) return;
         on_accept(ec, std::move(s));
     });
@@ -114,14 +115,8 @@ void Listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
         accept();
         return;
     }
-    auto peer = socket.remote_endpoint(ec);
-    if (ec) {
-        socket.close(ec);
-        accept();
-        return;
-    }
     const auto& acc = lc->access;
-    auto admission = access::admit_connection(peer.address(), acc.policy, acc.trusted_proxies,
+    auto admission = access::admit_connection(peer_.address(), acc.policy, acc.trusted_proxies,
                                               acc.proxy_protocol);
     const metrics::ListenerMetrics* lm =
         rt->metrics ? rt->metrics->listener(static_cast<std::size_t>(lc - rt->config->listeners.data()))

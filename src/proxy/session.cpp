@@ -31,6 +31,7 @@
 #include "deepseek_gateway/proxy/errors.hpp"
 #include "deepseek_gateway/proxy/forward.hpp"
 #include "deepseek_gateway/tls/context.hpp"
+#include "deepseek_gateway/tls/server_stream.hpp"
 #include "relay_parser.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -81,26 +82,43 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
+// The two TLS streams: Asio's towards upstreams, our own towards clients
+// (see tls/server_stream.hpp).
+asio::awaitable<IoResult> tls_read(TlsStream& t, asio::mutable_buffer b) {
+    return t.async_read_some(b, nothrow);
+}
+asio::awaitable<IoResult> tls_read(tls::ServerStream& t, asio::mutable_buffer b) {
+    return t.read_some(b);
+}
+asio::awaitable<IoResult> tls_write(TlsStream& t, asio::const_buffer b) {
+    return asio::async_write(t, b, nothrow);
+}
+asio::awaitable<IoResult> tls_write(tls::ServerStream& t, asio::const_buffer b) {
+    return t.write(b);
+}
+
 // One read from a plain or a TLS stream. Not a coroutine: it returns the
 // operation's awaitable as it is, so no frame is allocated for it.
-asio::awaitable<IoResult> read_some(tcp::socket& s, TlsStream* tls, beast::flat_buffer& buf,
+template <class Tls>
+asio::awaitable<IoResult> read_some(tcp::socket& s, Tls* tls, beast::flat_buffer& buf,
                                     std::size_t read_size) {
     auto space = buf.prepare(read_size);
-    if (tls) return tls->async_read_some(space, nothrow);
+    if (tls) return tls_read(*tls, space);
     return s.async_read_some(space, nothrow);
 }
 
 // Writes every buffer of `iov` (a view: the operation does not copy the
-// vector). Over TLS they are first gathered into one buffer: Asio's SSL stream
-// writes one buffer per record, and an SSE event (chunk size line, event,
+// vector). Over TLS they are first gathered into one buffer: an SSL write
+// makes one record per buffer, and an SSE event (chunk size line, event,
 // CRLF) must travel as one record, not three. Not a coroutine either.
-asio::awaitable<IoResult> write_all(tcp::socket& s, TlsStream* tls,
+template <class Tls>
+asio::awaitable<IoResult> write_all(tcp::socket& s, Tls* tls,
                                     const std::vector<asio::const_buffer>& iov,
                                     std::string& gather) {
     if (!tls) return asio::async_write(s, std::span<const asio::const_buffer>(iov), nothrow);
     gather.clear();
     for (const auto& b : iov) gather.append(static_cast<const char*>(b.data()), b.size());
-    return asio::async_write(*tls, asio::buffer(gather), nothrow);
+    return tls_write(*tls, asio::buffer(gather));
 }
 
 // "host" of "host:port" or "[v6]:port".
@@ -143,7 +161,7 @@ public:
             if (rt->config->listeners[i].name != listener_.name()) continue;
             if (rt->listener_tls[i]) {
                 tls_ctx_ = rt->listener_tls[i];
-                client_tls_ = std::make_unique<TlsStream>(client_, tls_ctx_->context());
+                client_tls_ = std::make_unique<tls::ServerStream>(client_, tls_ctx_->context());
             }
             if (rt->metrics) {
                 accept_metrics_ = rt->metrics;
@@ -385,7 +403,7 @@ private:
         if (!client_tls_) co_return true;
         const auto& rt = worker_.runtime();
         arm(Phase::request_head, rt->config->limits.header_timeout);
-        auto [ec] = co_await client_tls_->async_handshake(asio::ssl::stream_base::server, nothrow);
+        const error_code ec = co_await client_tls_->handshake();
         disarm();
         if (ec) {
             if (lm_ && lm_->tls_handshake_errors) lm_->tls_handshake_errors->Increment();
@@ -1167,15 +1185,16 @@ private:
         closed_ = true;
         stop_watch();
         if (client_tls_ && !client_gone_) {
-            // close_notify, bounded: a client that does not answer it does
-            // not hold the connection open.
+            // close_notify (not waiting for the client's), bounded: a client
+            // that reads nothing does not hold the connection open.
             arm(Phase::client_write, std::chrono::seconds(1));
-            co_await client_tls_->async_shutdown(nothrow);  // any outcome ends the connection
+            co_await client_tls_->shutdown();  // any outcome ends the connection
             disarm();
         }
+        // close(2) alone sends the FIN; a shutdown(2) first would only cost a
+        // system call (failing when the client has gone).
         error_code ec;
         timer_.cancel();
-        client_.shutdown(tcp::socket::shutdown_send, ec);
         client_.close(ec);
     }
 
@@ -1183,7 +1202,7 @@ private:
     net::Listener& listener_;
     tcp::socket client_;
     std::shared_ptr<tls::ServerContext> tls_ctx_;  // kept for the session's life
-    std::unique_ptr<TlsStream> client_tls_;         // wraps client_ on TLS listeners
+    std::unique_ptr<tls::ServerStream> client_tls_;  // TLS over client_ on TLS listeners
     std::string client_cert_;                       // verified mTLS subject
     std::string tls_gather_;
     asio::steady_timer timer_;

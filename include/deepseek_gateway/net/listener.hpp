@@ -54,6 +54,7 @@ private:
     app::Worker& worker_;
     std::string name_;
     boost::asio::ip::tcp::acceptor acceptor_;
+    boost::asio::ip::tcp::endpoint peer_;  // filled by each accept
     std::uint64_t max_connections_;
     std::uint64_t active_ = 0;
     bool paused_ = false;  // at max_connections: new ones wait in the backlog

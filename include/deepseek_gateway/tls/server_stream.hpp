@@ -1,0 +1,64 @@
+#pragma once
+// TLS on an accepted client connection, with OpenSSL reading and writing the
+// socket itself (as nginx and HAProxy do). Asio's ssl::stream goes through a
+// BIO pair instead: every byte is copied once more, and each connection
+// carries four 17 KiB buffers (about 68 KiB) for as long as it is open. Here
+// OpenSSL's own buffers are all there is, and SSL_MODE_RELEASE_BUFFERS frees
+// them while the connection is idle.
+//
+// The socket stays an Asio socket: waiting for it to become readable or
+// writable is an async_wait, so cancel() and close() on it end a pending
+// operation with operation_aborted as they do for plain connections. The
+// operations may run one read and one write at a time (full duplex), from the
+// socket's own thread.
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/buffer.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/system/error_code.hpp>
+
+#include <cstddef>
+#include <tuple>
+
+namespace dsgw::tls {
+
+class ServerStream {
+public:
+    using IoResult = std::tuple<boost::system::error_code, std::size_t>;
+
+    // The socket must outlive the stream; it is made non-blocking here.
+    ServerStream(boost::asio::ip::tcp::socket& socket, boost::asio::ssl::context& ctx);
+    ~ServerStream();
+    ServerStream(const ServerStream&) = delete;
+    ServerStream& operator=(const ServerStream&) = delete;
+
+    SSL* native_handle() { return ssl_; }
+
+    boost::asio::awaitable<boost::system::error_code> handshake();
+    // Like a socket's read_some: some bytes, or an error. The end of the
+    // stream is asio::error::eof after the client's close_notify, and
+    // ssl::error::stream_truncated without one.
+    boost::asio::awaitable<IoResult> read_some(boost::asio::mutable_buffer buf);
+    // Writes all of `buf` (one TLS record per 16 KiB).
+    boost::asio::awaitable<IoResult> write(boost::asio::const_buffer buf);
+    // Sends close_notify and does not wait for the client's (nginx does the
+    // same): the connection is closed right after.
+    boost::asio::awaitable<boost::system::error_code> shutdown();
+
+    // For the BIO: the socket's descriptor (-1 once closed), and the errno
+    // of the last failed socket call.
+    int descriptor() const;
+    void set_sys_error(int e) { sys_error_ = e; }
+
+private:
+    enum class Step { done, wait_read, wait_write, failed };
+    Step after(int ret, boost::system::error_code& ec);
+    boost::asio::awaitable<boost::system::error_code> wait(Step step);
+
+    boost::asio::ip::tcp::socket& socket_;
+    SSL* ssl_;
+    int sys_error_ = 0;
+};
+
+}  // namespace dsgw::tls
