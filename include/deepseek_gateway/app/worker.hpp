@@ -137,7 +137,10 @@ private:
     void call_on_idle_if_done();
 
     unsigned index_;
-    EventLoop io_{1};
+    // One thread runs it, and every socket of the worker is used from that
+    // thread only (other threads post()), so the reactor needs no lock per
+    // socket operation. Posting and timers stay locked: other threads post.
+    EventLoop io_{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
     upstream::UpstreamPool pool_{io_};
     // 10 ms: a client that hangs up is noticed within 20 ms (issue 2 asks
     // for 100 ms), and a request answered sooner never arms a watch.
