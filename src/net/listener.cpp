@@ -85,13 +85,13 @@ void Listener::accept() {
     }
     // The peer's address comes with accept(2): no getpeername(2) per connection.
     acceptor_.async_accept(worker_.io(), peer_, [this, alive = alive_](boost::system::error_code ec,
-                                                                        tcp::socket s) {
+                                                                        Socket s) {
         if (!*alive) return;
         on_accept(ec, std::move(s));
     });
 }
 
-void Listener::on_accept(boost::system::error_code ec, tcp::socket socket) {
+void Listener::on_accept(boost::system::error_code ec, Socket socket) {
     if (ec) {
         if (ec == asio::error::operation_aborted || stopped_) return;
         // EMFILE and friends: back off briefly instead of spinning.

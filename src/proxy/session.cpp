@@ -64,9 +64,10 @@ namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
 using Clock = std::chrono::steady_clock;
 using error_code = boost::system::error_code;
-using TlsStream = asio::ssl::stream<tcp::socket&>;
+using TlsStream = asio::ssl::stream<net::Socket&>;
+using net::Task;
 using IoResult = std::tuple<error_code, std::size_t>;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<net::Executor>{});
 
 constexpr std::size_t kMinRead = 4096;
 constexpr std::size_t kMaxRead = 64 * 1024;
@@ -84,23 +85,23 @@ std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
 // The two TLS streams: Asio's towards upstreams, our own towards clients
 // (see tls/server_stream.hpp).
-asio::awaitable<IoResult> tls_read(TlsStream& t, asio::mutable_buffer b) {
+Task<IoResult> tls_read(TlsStream& t, asio::mutable_buffer b) {
     return t.async_read_some(b, nothrow);
 }
-asio::awaitable<IoResult> tls_read(tls::ServerStream& t, asio::mutable_buffer b) {
+Task<IoResult> tls_read(tls::ServerStream& t, asio::mutable_buffer b) {
     return t.read_some(b);
 }
-asio::awaitable<IoResult> tls_write(TlsStream& t, asio::const_buffer b) {
+Task<IoResult> tls_write(TlsStream& t, asio::const_buffer b) {
     return asio::async_write(t, b, nothrow);
 }
-asio::awaitable<IoResult> tls_write(tls::ServerStream& t, asio::const_buffer b) {
+Task<IoResult> tls_write(tls::ServerStream& t, asio::const_buffer b) {
     return t.write(b);
 }
 
 // One read from a plain or a TLS stream. Not a coroutine: it returns the
 // operation's awaitable as it is, so no frame is allocated for it.
 template <class Tls>
-asio::awaitable<IoResult> read_some(tcp::socket& s, Tls* tls, beast::flat_buffer& buf,
+Task<IoResult> read_some(net::Socket& s, Tls* tls, beast::flat_buffer& buf,
                                     std::size_t read_size) {
     auto space = buf.prepare(read_size);
     if (tls) return tls_read(*tls, space);
@@ -112,7 +113,7 @@ asio::awaitable<IoResult> read_some(tcp::socket& s, Tls* tls, beast::flat_buffer
 // makes one record per buffer, and an SSE event (chunk size line, event,
 // CRLF) must travel as one record, not three. Not a coroutine either.
 template <class Tls>
-asio::awaitable<IoResult> write_all(tcp::socket& s, Tls* tls,
+Task<IoResult> write_all(net::Socket& s, Tls* tls,
                                     const std::vector<asio::const_buffer>& iov,
                                     std::string& gather) {
     if (!tls) return asio::async_write(s, std::span<const asio::const_buffer>(iov), nothrow);
@@ -147,7 +148,7 @@ class ClientSession final : public std::enable_shared_from_this<ClientSession>,
                             public app::DrainTarget,
                             private util::DelayQueue::Entry {
 public:
-    ClientSession(app::Worker& worker, net::Listener& listener, tcp::socket socket,
+    ClientSession(app::Worker& worker, net::Listener& listener, net::Socket socket,
                   const access::Admission& admission)
         : worker_(worker),
           listener_(listener),
@@ -189,7 +190,7 @@ public:
         worker_.session_ended();
     }
 
-    asio::awaitable<void> run() {
+    Task<void> run() {
         if (admission_.action == access::AcceptAction::read_proxy_header) {
             const bool admitted = co_await read_proxy_header();
             if (!admitted) {
@@ -352,7 +353,7 @@ private:
     // HTTP, read with exact reads so that not a byte past it is taken; then
     // the allowlist is applied to the address it carries. False when the
     // connection is to be closed.
-    asio::awaitable<bool> read_proxy_header() {
+    Task<bool> read_proxy_header() {
         const auto& rt = worker_.runtime();
         const config::ListenerConfig* lc = nullptr;
         for (const auto& l : rt->config->listeners)
@@ -399,7 +400,7 @@ private:
     }
 
     // TLS: the handshake, within header_timeout. False when it failed.
-    asio::awaitable<bool> handshake() {
+    Task<bool> handshake() {
         if (!client_tls_) co_return true;
         const auto& rt = worker_.runtime();
         arm(Phase::request_head, rt->config->limits.header_timeout);
@@ -416,7 +417,7 @@ private:
         co_return true;
     }
 
-    asio::awaitable<void> serve() {
+    Task<void> serve() {
         while (!closed_) {
             if (!refresh_runtime()) co_return;
             const bool got = co_await read_request_head();
@@ -458,7 +459,7 @@ private:
 
     // Reads and parses a request head. Returns false when the connection is
     // to be closed (an error response, if one was due, has been sent).
-    asio::awaitable<bool> read_request_head() {
+    Task<bool> read_request_head() {
         reset_request_state();
         const auto& limits = cfg().limits;
         req_.emplace(&arena_);
@@ -511,7 +512,7 @@ private:
         co_return true;
     }
 
-    asio::awaitable<void> reject_request(error_code ec) {
+    Task<void> reject_request(error_code ec) {
         if (ec == http::error::header_limit)
             co_await send_error(431, "request header fields too large", true);
         else if (ec == http::error::body_limit)
@@ -570,7 +571,7 @@ private:
     // judged by the allowlist, then the API key, when the listener asks for
     // one. False when the request was refused (and answered, or the
     // connection is to be closed).
-    asio::awaitable<bool> check_client() {
+    Task<bool> check_client() {
         const auto& acc = lc_->access;
         const auto& h = req_->head();
         forwarded_for_.clear();
@@ -620,7 +621,7 @@ private:
         co_return true;
     }
 
-    asio::awaitable<void> handle_request() {
+    Task<void> handle_request() {
         if (auto bad = check_request_shape()) {
             co_await send_error(400, *bad, true);
             log_request();
@@ -715,7 +716,7 @@ private:
         }
     }
 
-    asio::awaitable<error_code> write_upstream(bool with_head) {
+    Task<error_code> write_upstream(bool with_head) {
         iov_.clear();
         if (with_head) iov_.emplace_back(head_out_.data(), head_out_.size());
         frame_pieces(req_framing_, req_->is_done(), req_->pieces(), req_->piece_bytes());
@@ -736,7 +737,7 @@ private:
     // waiting in the upstream's queue. False when the exchange is over: an
     // error was sent (503 with Retry-After for a full queue or a wait that
     // timed out), or the client left while waiting.
-    asio::awaitable<bool> acquire_server(const balancer::PickContext& ctx, unsigned attempts) {
+    Task<bool> acquire_server(const balancer::PickContext& ctx, unsigned attempts) {
         auto* queue = upstream_->queue();
         if (queue)
             lease_ = queue->try_acquire(ctx);
@@ -779,7 +780,7 @@ private:
     // Picks a server and delivers the request head (and the body bytes at
     // hand). Returns false when the exchange is over (an error was sent, or
     // the client left).
-    asio::awaitable<bool> send_upstream_request() {
+    Task<bool> send_upstream_request() {
         const auto& ucfg = upstream_->config();
         const upstream::UpstreamServer* failed = nullptr;
         unsigned attempts = 0;
@@ -855,7 +856,7 @@ private:
 
     // A new connection to `server` in conn_: TCP connect, then TLS when the
     // upstream uses it, both within the connect timeout. Nothing on success.
-    asio::awaitable<std::optional<OpenFailure>> open_upstream(upstream::UpstreamServer& server) {
+    Task<std::optional<OpenFailure>> open_upstream(upstream::UpstreamServer& server) {
         conn_ = std::make_shared<upstream::UpstreamConnection>(worker_.io(), &server);
         arm(Phase::connect, upstream_->config().timeouts.connect);
         auto [ec] = co_await conn_->socket.async_connect(server.endpoint(), nothrow);
@@ -875,7 +876,7 @@ private:
     }
 
     // TLS to the upstream, when configured, within the connect timeout.
-    asio::awaitable<error_code> upstream_handshake(const upstream::UpstreamServer& server) {
+    Task<error_code> upstream_handshake(const upstream::UpstreamServer& server) {
         auto* tls = upstream_->tls();
         if (!tls) co_return error_code{};
         conn_->tls = std::make_unique<TlsStream>(conn_->socket, tls->context());
@@ -886,7 +887,7 @@ private:
         co_return ec;
     }
 
-    asio::awaitable<bool> stream_request_body() {
+    Task<bool> stream_request_body() {
         const auto& limits = cfg().limits;
         while (!req_->is_done()) {
             arm(Phase::request_body, limits.client_idle);
@@ -944,7 +945,7 @@ private:
 
     // Reads the upstream's response head. Returns false after answering the
     // client with 502/504 (or when the client left).
-    asio::awaitable<bool> read_response_head() {
+    Task<bool> read_response_head() {
         const auto& ucfg = upstream_->config();
         const auto sent = Clock::now();
         new_response_parser();
@@ -1027,7 +1028,7 @@ private:
         return Framing::close;
     }
 
-    asio::awaitable<error_code> write_client() {
+    Task<error_code> write_client() {
         if (iov_.empty()) co_return error_code{};
         arm(Phase::client_write, cfg().limits.client_idle);
         auto [ec, n] = co_await write_all(client_, client_tls_.get(), iov_, tls_gather_);
@@ -1038,7 +1039,7 @@ private:
 
     // Returns true when the exchange ended cleanly (the upstream connection
     // may be reused).
-    asio::awaitable<bool> relay_response() {
+    Task<bool> relay_response() {
         watch_client_soon();
         const bool head_ok = co_await read_response_head();
         if (!head_ok) {
@@ -1136,7 +1137,7 @@ private:
 
     // ---- responses of our own -------------------------------------------
 
-    asio::awaitable<void> send_error(unsigned status, std::string message, bool close,
+    Task<void> send_error(unsigned status, std::string message, bool close,
                                      std::string_view extra_headers = {}) {
         status_ = status;
         if (response_started_ || client_gone_) {
@@ -1181,7 +1182,7 @@ private:
         log.write(r);
     }
 
-    asio::awaitable<void> close_client() {
+    Task<void> close_client() {
         closed_ = true;
         stop_watch();
         if (client_tls_ && !client_gone_) {
@@ -1200,7 +1201,7 @@ private:
 
     app::Worker& worker_;
     net::Listener& listener_;
-    tcp::socket client_;
+    net::Socket client_;
     std::shared_ptr<tls::ServerContext> tls_ctx_;  // kept for the session's life
     std::unique_ptr<tls::ServerStream> client_tls_;  // TLS over client_ on TLS listeners
     std::string client_cert_;                       // verified mTLS subject
@@ -1272,7 +1273,7 @@ private:
 
 }  // namespace
 
-void start_session(app::Worker& worker, net::Listener& listener, tcp::socket socket,
+void start_session(app::Worker& worker, net::Listener& listener, net::Socket socket,
                    const access::Admission& admission) {
     auto session =
         std::make_shared<ClientSession>(worker, listener, std::move(socket), admission);

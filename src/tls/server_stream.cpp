@@ -20,7 +20,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<net::Executor>{});
 
 ServerStream* owner(BIO* b) { return static_cast<ServerStream*>(BIO_get_data(b)); }
 
@@ -86,7 +86,7 @@ BIO_METHOD* socket_method() {
 
 }  // namespace
 
-ServerStream::ServerStream(tcp::socket& socket, asio::ssl::context& ctx)
+ServerStream::ServerStream(net::Socket& socket, asio::ssl::context& ctx)
     : socket_(socket), ssl_(SSL_new(ctx.native_handle())) {
     if (!ssl_) throw std::runtime_error("SSL_new failed");
     BIO* bio = BIO_new(socket_method());
@@ -142,13 +142,13 @@ ServerStream::Step ServerStream::after(int ret, error_code& ec) {
     }
 }
 
-asio::awaitable<error_code> ServerStream::wait(Step step) {
+net::Task<error_code> ServerStream::wait(Step step) {
     auto [ec] = co_await socket_.async_wait(
         step == Step::wait_read ? tcp::socket::wait_read : tcp::socket::wait_write, nothrow);
     co_return ec;
 }
 
-asio::awaitable<error_code> ServerStream::handshake() {
+net::Task<error_code> ServerStream::handshake() {
     for (;;) {
         ERR_clear_error();
         sys_error_ = 0;
@@ -162,7 +162,7 @@ asio::awaitable<error_code> ServerStream::handshake() {
     }
 }
 
-asio::awaitable<ServerStream::IoResult> ServerStream::read_some(asio::mutable_buffer buf) {
+net::Task<ServerStream::IoResult> ServerStream::read_some(asio::mutable_buffer buf) {
     const std::size_t want = buf.size() > INT_MAX ? INT_MAX : buf.size();
     for (;;) {
         ERR_clear_error();
@@ -178,7 +178,7 @@ asio::awaitable<ServerStream::IoResult> ServerStream::read_some(asio::mutable_bu
     }
 }
 
-asio::awaitable<ServerStream::IoResult> ServerStream::write(asio::const_buffer buf) {
+net::Task<ServerStream::IoResult> ServerStream::write(asio::const_buffer buf) {
     const auto* p = static_cast<const unsigned char*>(buf.data());
     std::size_t done = 0;
     while (done < buf.size()) {
@@ -199,7 +199,7 @@ asio::awaitable<ServerStream::IoResult> ServerStream::write(asio::const_buffer b
     co_return IoResult{error_code{}, done};
 }
 
-asio::awaitable<error_code> ServerStream::shutdown() {
+net::Task<error_code> ServerStream::shutdown() {
     if (SSL_in_init(ssl_)) co_return error_code{};  // no handshake, nothing to close
     // Marked as received, SSL_shutdown is done once our close_notify is out.
     SSL_set_shutdown(ssl_, SSL_get_shutdown(ssl_) | SSL_RECEIVED_SHUTDOWN);

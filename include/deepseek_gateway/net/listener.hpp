@@ -5,6 +5,7 @@
 // allow/deny check runs on the peer address before a single byte is read.
 
 #include "deepseek_gateway/config/config.hpp"
+#include "deepseek_gateway/net/socket.hpp"
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -49,7 +50,7 @@ public:
 
 private:
     void accept();
-    void on_accept(boost::system::error_code ec, boost::asio::ip::tcp::socket socket);
+    void on_accept(boost::system::error_code ec, Socket socket);
 
     app::Worker& worker_;
     std::string name_;

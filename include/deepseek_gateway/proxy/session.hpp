@@ -4,7 +4,7 @@
 
 #include "deepseek_gateway/access/admission.hpp"
 
-#include <boost/asio/ip/tcp.hpp>
+#include "deepseek_gateway/net/socket.hpp"
 
 namespace dsgw::app {
 class Worker;
@@ -20,6 +20,6 @@ namespace dsgw::proxy {
 // header first, or refuse — a refused peer reaches here only when the
 // listener answers refusals with 403.
 void start_session(app::Worker& worker, net::Listener& listener,
-                   boost::asio::ip::tcp::socket socket, const access::Admission& admission);
+                   net::Socket socket, const access::Admission& admission);
 
 }  // namespace dsgw::proxy

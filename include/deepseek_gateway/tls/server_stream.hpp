@@ -12,9 +12,9 @@
 // operations may run one read and one write at a time (full duplex), from the
 // socket's own thread.
 
-#include <boost/asio/awaitable.hpp>
+#include "deepseek_gateway/net/socket.hpp"
+
 #include <boost/asio/buffer.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/context.hpp>
 #include <boost/system/error_code.hpp>
 
@@ -28,23 +28,23 @@ public:
     using IoResult = std::tuple<boost::system::error_code, std::size_t>;
 
     // The socket must outlive the stream; it is made non-blocking here.
-    ServerStream(boost::asio::ip::tcp::socket& socket, boost::asio::ssl::context& ctx);
+    ServerStream(net::Socket& socket, boost::asio::ssl::context& ctx);
     ~ServerStream();
     ServerStream(const ServerStream&) = delete;
     ServerStream& operator=(const ServerStream&) = delete;
 
     SSL* native_handle() { return ssl_; }
 
-    boost::asio::awaitable<boost::system::error_code> handshake();
+    net::Task<boost::system::error_code> handshake();
     // Like a socket's read_some: some bytes, or an error. The end of the
     // stream is asio::error::eof after the client's close_notify, and
     // ssl::error::stream_truncated without one.
-    boost::asio::awaitable<IoResult> read_some(boost::asio::mutable_buffer buf);
+    net::Task<IoResult> read_some(boost::asio::mutable_buffer buf);
     // Writes all of `buf` (one TLS record per 16 KiB).
-    boost::asio::awaitable<IoResult> write(boost::asio::const_buffer buf);
+    net::Task<IoResult> write(boost::asio::const_buffer buf);
     // Sends close_notify and does not wait for the client's (nginx does the
     // same): the connection is closed right after.
-    boost::asio::awaitable<boost::system::error_code> shutdown();
+    net::Task<boost::system::error_code> shutdown();
 
     // For the BIO: the socket's descriptor (-1 once closed), and the errno
     // of the last failed socket call.
@@ -54,9 +54,9 @@ public:
 private:
     enum class Step { done, wait_read, wait_write, failed };
     Step after(int ret, boost::system::error_code& ec);
-    boost::asio::awaitable<boost::system::error_code> wait(Step step);
+    net::Task<boost::system::error_code> wait(Step step);
 
-    boost::asio::ip::tcp::socket& socket_;
+    net::Socket& socket_;
     SSL* ssl_;
     int sys_error_ = 0;
 };

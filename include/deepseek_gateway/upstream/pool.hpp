@@ -6,6 +6,7 @@
 // for 10-20 ms (util::DelayQueue): under load a connection is taken again
 // sooner, and taking it then costs no system call.
 
+#include "deepseek_gateway/net/socket.hpp"
 #include "deepseek_gateway/upstream/server.hpp"
 #include "deepseek_gateway/util/delay_queue.hpp"
 
@@ -31,9 +32,9 @@ public:
         : socket(io), server(server) {}
     ~UpstreamConnection() = default;
 
-    boost::asio::ip::tcp::socket socket;
+    net::Socket socket;
     // Set when the upstream speaks TLS: wraps `socket`.
-    std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket&>> tls;
+    std::unique_ptr<boost::asio::ssl::stream<net::Socket&>> tls;
     boost::beast::flat_buffer buffer;  // bytes read but not yet parsed
     UpstreamServer* server;
     std::uint64_t requests = 0;  // requests sent on this connection
