@@ -28,6 +28,8 @@
 # sse_load and the mock on LOAD_CPU (0), so every proxy gets one whole core.
 #
 # Environment: ROUNDS=5 DURATION=6 (s per run) WARMUP=1 (s before each run)
+#   (a, b and c run each proxy twice per round, in mirrored order: see
+#   "paired ratios" in docs/performance.md)
 #   CONNS=64 BODY_CONNS=16 BODY_BYTES=1048576 SSE_STREAMS=1000 SSE_TOKENS=20
 #   SSE_DELAY_MS=200 MOCK_THREADS=1 BASE_PORT=18080 (uses BASE_PORT..+9)
 #   PROXY_CPU=1 LOAD_CPU=0 CERT_KEY=ec|rsa SCENARIOS=a,b,c,d,e,f,g
@@ -39,7 +41,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 ROUNDS=${ROUNDS:-5}
-DURATION=${DURATION:-6}
+DURATION=${DURATION:-4}
 WARMUP=${WARMUP:-1}
 CONNS=${CONNS:-64}
 BODY_CONNS=${BODY_CONNS:-16}
@@ -388,24 +390,27 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 for round in $(seq "$ROUNDS"); do
   log "round $round of $ROUNDS"
   mapfile -t order < <(order_for_round "$round")
+  # a, b, c: each proxy twice, mirrored (A B C C B A), so a drift of the
+  # machine's speed within the round weighs on every proxy alike.
+  twice=("${order[@]}" "${order[2]}" "${order[1]}" "${order[0]}")
 
   if want a; then
     log " a. plain keep-alive, $CONNS connections"
     wrk_run a direct "" "http://127.0.0.1:$MOCK_PORT/" "$CONNS"
-    for p in "${order[@]}"; do
+    for p in "${twice[@]}"; do
       wrk_run a "$p" "${PID[$p]}" "http://127.0.0.1:$(port_of "$p" plain)/" "$CONNS"
     done
   fi
   if want b; then
     log " b. TLS keep-alive, $CONNS connections"
-    for p in "${order[@]}"; do
+    for p in "${twice[@]}"; do
       [ "$p" = gateway ] && [ "$gw_tls" = 0 ] && continue
       wrk_run b "$p" "${PID[$p]}" "https://127.0.0.1:$(port_of "$p" tls)/" "$CONNS"
     done
   fi
   if want c; then
     log " c. TLS, new connection per request, $CONNS connections"
-    for p in "${order[@]}"; do
+    for p in "${twice[@]}"; do
       [ "$p" = gateway ] && [ "$gw_tls" = 0 ] && continue
       wrk_run c "$p" "${PID[$p]}" "https://127.0.0.1:$(port_of "$p" tls)/" "$CONNS" BENCH_CLOSE=1
     done
@@ -495,6 +500,10 @@ fmt() {  # value decimals -> with thousands separators; "–" when empty
     out = ""; while (length(ip) > 3) { out = "," substr(ip, length(ip) - 2) out; ip = substr(ip, 1, length(ip) - 3) }
     print (neg ? "-" : "") ip out fp }'
 }
+pratio() {  # scen peer metric -> paired ratio gateway ÷ peer with 2 decimals, or "–"
+  local r; r=$(paired_ratio "$1" gateway "$2" "$3")
+  [ -n "$r" ] && awk -v r="$r" 'BEGIN { printf "%.2f", r }' || echo "–"
+}
 ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0 && a >= 0) printf "%.2f", a / b; else print "–" }' || echo "–"; }
 
 # row scen metric label decimals [direct]
@@ -505,7 +514,7 @@ row() {
   [ -n "$g$n$h" ] || return 0
   [ -n "$direct" ] && dv=$(median "$s" direct "$m")
   printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$scen_label" "$label" "$(fmt "$g" "$d")" \
-    "$(fmt "$n" "$d")" "$(fmt "$h" "$d")" "$(ratio "$g" "$n")" "$(ratio "$g" "$h")" "$(fmt "$dv" "$d")"
+    "$(fmt "$n" "$d")" "$(fmt "$h" "$d")" "$(pratio "$s" nginx "$m")" "$(pratio "$s" haproxy "$m")" "$(fmt "$dv" "$d")"
   scen_label=""
 }
 # added p99 lag over direct, per round, then the median
@@ -519,15 +528,15 @@ want d && added_lag
 
 # Targets of issue 8, checked on the medians above.
 target() {  # label scen metric peer op factor   (op: ge = gateway >= factor x peer, le = <=)
-  local g p
-  g=$(median "$2" gateway "$3"); p=$(median "$2" "$4" "$3")
-  if [ -z "$g" ] || [ -z "$p" ]; then echo "- $1: not measured"; return; fi
-  awk -v l="$1" -v g="$g" -v p="$p" -v op="$5" -v f="$6" 'BEGIN {
-    ok = (op == "ge") ? (g >= f * p) : (g <= f * p)
-    printf "- %s: %s (gateway %s, peer %s, ratio %.2f)\n", l, ok ? "met" : "**missed**", g, p, (p > 0 ? g / p : 0) }'
+  local g p r
+  g=$(median "$2" gateway "$3"); p=$(median "$2" "$4" "$3"); r=$(paired_ratio "$2" gateway "$4" "$3")
+  if [ -z "$g" ] || [ -z "$p" ] || [ -z "$r" ]; then echo "- $1: not measured"; return; fi
+  awk -v l="$1" -v g="$g" -v p="$p" -v r="$r" -v op="$5" -v f="$6" 'BEGIN {
+    ok = (op == "ge") ? (r >= f) : (r <= f)
+    printf "- %s: %s (paired ratio %.3f; medians: gateway %s, peer %s)\n", l, ok ? "met" : "**missed**", r, g, p }'
 }
 targets() {
-  echo "Targets (issue 8), on the medians above:"
+  echo "Targets (issue 8), on the paired ratios above:"
   echo
   if want a; then
     target "plain keep-alive requests/s ≥ 1.10 × nginx" a rps nginx ge 1.10
@@ -565,8 +574,8 @@ report="bench/results/$stamp.md"
   echo
   echo "- machine: $ncpu x $cpu_model, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(. /etc/os-release; echo "$PRETTY_NAME"), kernel $(uname -r), load average before the run: $load_before"
   echo "- versions: $("$gw_bin" --version | head -1) Release; nginx $(nginx -v 2>&1 | grep -oE '[0-9.]+$'); HAProxy $(haproxy -v | grep -oE 'version [0-9.]+' | cut -d' ' -f2); wrk $(dpkg-query -W -f='${Version}' wrk); $(openssl version | cut -d' ' -f1-2)"
-  echo "- run: ROUNDS=$ROUNDS, DURATION=${DURATION}s per run after a ${WARMUP}s warm-up; medians over the rounds; proxy under test on CPU $PROXY_CPU, load generator and mock (--threads $MOCK_THREADS) on CPU $LOAD_CPU; $CERT_KEY certificate;${NICE:+ nice $NICE;} measured part took ${elapsed}s"
-  echo "- ratio = gateway ÷ peer: above 1 is better for ↑ figures, below 1 is better for ↓ figures"
+  echo "- run: ROUNDS=$ROUNDS, DURATION=${DURATION}s per run after a ${WARMUP}s warm-up; medians over the rounds; a, b and c run each proxy twice per round in mirrored order; proxy under test on CPU $PROXY_CPU, load generator and mock (--threads $MOCK_THREADS) on CPU $LOAD_CPU; $CERT_KEY certificate;${NICE:+ nice $NICE;} measured part took ${elapsed}s"
+  echo "- ratio = gateway ÷ peer, paired: within each round the gateway's runs are summed and divided by the peer's, and the median over rounds is shown (a drift of the machine's speed between rounds cancels out); above 1 is better for ↑ figures, below 1 is better for ↓ figures"
   echo
   echo "| scenario | figure | gateway | nginx | HAProxy | gw ÷ nginx | gw ÷ HAProxy | direct to mock |"
   echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"
