@@ -30,38 +30,36 @@ bool would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK || e == EINTR; 
 // client that has gone must not raise SIGPIPE), and the descriptor is looked
 // up at each call, so a socket closed under a pending operation fails with
 // EBADF instead of reaching whatever connection reuses its number.
-int bio_write(BIO* b, const char* data, int len) {
+int descriptor_of(BIO* b) {
     BIO_clear_retry_flags(b);
-    auto* s = owner(b);
-    const int fd = s->descriptor();
-    if (fd < 0) {
-        s->set_sys_error(EBADF);
-        return -1;
-    }
-    const auto n = ::send(fd, data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
-    if (n >= 0) return static_cast<int>(n);
-    if (would_block(errno))
-        BIO_set_retry_write(b);
+    const int fd = owner(b)->descriptor();
+    if (fd < 0) owner(b)->set_sys_error(EBADF);
+    return fd;
+}
+
+// After send(2) or recv(2) returned n: n itself, or -1 with "retry" or the
+// error recorded.
+int result(BIO* b, ssize_t n, bool reading) {
+    if (n >= 0) return static_cast<int>(n);  // reading 0: the end of the stream
+    if (!would_block(errno))
+        owner(b)->set_sys_error(errno);
+    else if (reading)
+        BIO_set_retry_read(b);
     else
-        s->set_sys_error(errno);
+        BIO_set_retry_write(b);
     return -1;
 }
 
+int bio_write(BIO* b, const char* data, int len) {
+    const int fd = descriptor_of(b);
+    if (fd < 0) return -1;
+    return result(b, ::send(fd, data, static_cast<std::size_t>(len), MSG_NOSIGNAL), false);
+}
+
 int bio_read(BIO* b, char* out, int len) {
-    BIO_clear_retry_flags(b);
-    auto* s = owner(b);
-    const int fd = s->descriptor();
-    if (fd < 0) {
-        s->set_sys_error(EBADF);
-        return -1;
-    }
-    const auto n = ::recv(fd, out, static_cast<std::size_t>(len), 0);
-    if (n >= 0) return static_cast<int>(n);  // 0: the end of the stream
-    if (would_block(errno))
-        BIO_set_retry_read(b);
-    else
-        s->set_sys_error(errno);
-    return -1;
+    const int fd = descriptor_of(b);
+    if (fd < 0) return -1;
+    return result(b, ::recv(fd, out, static_cast<std::size_t>(len), 0), true);
 }
 
 long bio_ctrl(BIO*, int cmd, long, void*) {
