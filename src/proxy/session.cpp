@@ -108,15 +108,47 @@ Task<IoResult> read_some(net::Socket& s, Tls* tls, beast::flat_buffer& buf,
     return s.async_read_some(space, nothrow);
 }
 
+// A plain write: sendmsg(2) at once, from here. It usually takes everything,
+// and then the coroutine goes on without a trip through the event loop (an
+// Asio operation completes by a post, even when its first attempt succeeds).
+// What the socket does not take is written asynchronously. Only for sockets
+// in non-blocking mode (set when the connection opens).
+Task<IoResult> write_now(net::Socket& s, std::span<const asio::const_buffer> iov) {
+    error_code ec;
+    const std::size_t total = asio::buffer_size(iov);
+    std::size_t n = s.write_some(iov, ec);
+    if (ec == asio::error::would_block || ec == asio::error::try_again) {
+        ec = {};
+        n = 0;
+    }
+    if (ec || n == total) co_return IoResult{ec, n};
+    std::vector<asio::const_buffer> rest;
+    std::size_t skip = n;
+    for (const auto& b : iov) {
+        if (skip >= b.size()) {
+            skip -= b.size();
+            continue;
+        }
+        rest.push_back(b + skip);
+        skip = 0;
+    }
+    auto [aec, m] = co_await asio::async_write(s, rest, nothrow);
+    co_return IoResult{aec, n + m};
+}
+
 // Writes every buffer of `iov` (a view: the operation does not copy the
 // vector). Over TLS they are first gathered into one buffer: an SSL write
 // makes one record per buffer, and an SSE event (chunk size line, event,
-// CRLF) must travel as one record, not three. Not a coroutine either.
+// CRLF) must travel as one record, not three.
 template <class Tls>
 Task<IoResult> write_all(net::Socket& s, Tls* tls,
                                     const std::vector<asio::const_buffer>& iov,
                                     std::string& gather) {
-    if (!tls) return asio::async_write(s, std::span<const asio::const_buffer>(iov), nothrow);
+    if (!tls) {
+        std::span<const asio::const_buffer> all(iov);
+        if (s.non_blocking()) return write_now(s, all);
+        return asio::async_write(s, all, nothrow);
+    }
     gather.clear();
     for (const auto& b : iov) gather.append(static_cast<const char*>(b.data()), b.size());
     return tls_write(*tls, asio::buffer(gather));
@@ -179,6 +211,9 @@ public:
         client_ip_ = conn_ip_;
         client_ip_text_ = client_ip_.to_string();
         client_.set_option(tcp::no_delay(true), ec);
+        // For write_now(); the TLS stream has set it already. Asio would set
+        // it at the first read anyway, so this costs no extra system call.
+        if (!client_.non_blocking()) client_.non_blocking(true, ec);
         worker_.session_started();
         worker_.add_session(this);
     }
@@ -866,6 +901,7 @@ private:
             co_return OpenFailure{ec, timeout, timeout ? "connect timed out" : "connect failed"};
         error_code ignored;
         conn_->socket.set_option(tcp::no_delay(true), ignored);
+        conn_->socket.non_blocking(true, ignored);  // for write_now()
         const auto hec = co_await upstream_handshake(server);
         if (hec) {
             timeout = timed_out(Phase::connect);

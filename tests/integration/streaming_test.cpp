@@ -2,6 +2,10 @@
 // goes away mid-request, the upstream connection is closed at once").
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <poll.h>
+#include <netinet/in.h>
 
 #include <algorithm>
 #include <iostream>
@@ -273,6 +277,51 @@ TEST_F(Streaming, SlowReaderGetsEveryEventInOrder) {
         EXPECT_NE(toks[k]->data.find("tok" + std::to_string(k) + " "), std::string::npos)
             << "event " << k << ": " << toks[k]->data;
     EXPECT_TRUE(r.saw_done());
+}
+
+// A response larger than the client takes in at once (5 MB: more than the
+// kernel buffers on both sides hold, 4 MB at most on the sending side): the
+// gateway's writes take part of a buffer, and the rest follows as the client
+// reads (write_now()'s partial path). Every byte arrives, in order.
+TEST_F(Streaming, LargeResponseToAClientThatReadsLateArrivesWhole) {
+    // A small receive buffer, set before connecting so that the window the
+    // client advertises is small from the start.
+    const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ASSERT_GE(fd, 0);
+    const int small = 4096;
+    ASSERT_EQ(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small), 0);
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(gw_.port());
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    const std::string request =
+        http_request("POST", "/v1/chat/completions",
+                     {{"Content-Type", "application/json"}, {"X-Mock-Tokens", "600000"}},
+                     R"({"messages":[{"role":"user","content":"x"}]})");
+    ASSERT_EQ(::send(fd, request.data(), request.size(), MSG_NOSIGNAL),
+              static_cast<ssize_t>(request.size()));
+    std::this_thread::sleep_for(500ms);  // the gateway's writes fill the window
+    ResponseParser parser;
+    char buf[65536];
+    const auto deadline = Clock::now() + 30s;
+    while (!parser.done() && !parser.failed() && Clock::now() < deadline) {
+        pollfd p{fd, POLLIN, 0};
+        if (::poll(&p, 1, 1000) <= 0) continue;
+        const auto n = ::recv(fd, buf, sizeof buf, 0);
+        if (n <= 0) break;
+        parser.feed(std::string_view(buf, static_cast<std::size_t>(n)));
+    }
+    ::close(fd);
+    ASSERT_TRUE(parser.done()) << parser.error();
+    const Response& r = parser.response();
+    ASSERT_EQ(r.status, 200);
+    ASSERT_TRUE(r.header("Content-Length"));
+    EXPECT_EQ(std::to_string(r.body.size()), *r.header("Content-Length"));
+    EXPECT_GT(r.body.size(), 5'000'000u);
+    ASSERT_TRUE(r.json()) << "the body is not whole JSON";
+    EXPECT_NE(r.body.find("tok50000 tok50001 "), std::string::npos);
+    EXPECT_NE(r.body.find("tok599999 "), std::string::npos);
 }
 
 }  // namespace
