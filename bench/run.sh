@@ -17,7 +17,7 @@
 # Scenarios (docs/performance.md describes each):
 #   a  plain HTTP keep-alive, small JSON completion, CONNS connections (wrk)
 #   b  TLS keep-alive, same request
-#   c  TLS, a new connection (full handshake) per request
+#   c  TLS, a new connection (and TLS 1.3 handshake: wrk resumes with its last ticket) per request
 #   d  SSE_STREAMS concurrent SSE streams of 20 events (tools/sse_load):
 #      delivery lag over direct, resident memory per stream (fresh proxies)
 #   e  1 MiB request bodies, BODY_CONNS connections

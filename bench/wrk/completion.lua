@@ -5,7 +5,8 @@
 --                     N > 0: a valid JSON request of exactly N bytes whose
 --                     user message is padded (a long prompt).
 --   BENCH_CLOSE       1: send "Connection: close", so every request opens a
---                     new connection (and, over https, a full TLS handshake).
+--                     new connection (and, over https, a new TLS handshake; wrk
+--                     offers the ticket of its previous connection).
 --
 -- At the end it prints one machine-readable line that bench/run.sh parses:
 --   WRK requests=N duration_us=N p50_us=N p99_us=N errors_connect=N ...
