@@ -84,11 +84,11 @@ void Listener::accept() {
         return;
     }
     // The peer's address comes with accept(2): no getpeername(2) per connection.
-    acceptor_.async_accept(worker_.io(), peer_, [this, alive = alive_](boost::system::error_code ec,
-                                                                        Socket s) {
-        if (!*alive) return;
-        on_accept(ec, std::move(s));
-    });
+    acceptor_.async_accept(worker_.io(), peer_,
+                           [this, alive = alive_](boost::system::error_code ec, Socket s) {
+                               if (!*alive) return;
+                               on_accept(ec, std::move(s));
+                           });
 }
 
 void Listener::on_accept(boost::system::error_code ec, Socket socket) {

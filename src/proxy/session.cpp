@@ -99,10 +99,10 @@ Task<IoResult> tls_write(tls::ServerStream& t, asio::const_buffer b) {
 }
 
 // One read from a plain or a TLS stream. Not a coroutine: it returns the
-// operation's awaitable as it is, so no frame is allocated for it.
+// operation's awaitable as it is, so no frame is allocated for it (our TLS
+// stream's read is a coroutine of its own).
 template <class Tls>
-Task<IoResult> read_some(net::Socket& s, Tls* tls, beast::flat_buffer& buf,
-                                    std::size_t read_size) {
+Task<IoResult> read_some(net::Socket& s, Tls* tls, beast::flat_buffer& buf, std::size_t read_size) {
     auto space = buf.prepare(read_size);
     if (tls) return tls_read(*tls, space);
     return s.async_read_some(space, nothrow);
@@ -141,9 +141,8 @@ Task<IoResult> write_now(net::Socket& s, std::span<const asio::const_buffer> iov
 // makes one record per buffer, and an SSE event (chunk size line, event,
 // CRLF) must travel as one record, not three.
 template <class Tls>
-Task<IoResult> write_all(net::Socket& s, Tls* tls,
-                                    const std::vector<asio::const_buffer>& iov,
-                                    std::string& gather) {
+Task<IoResult> write_all(net::Socket& s, Tls* tls, const std::vector<asio::const_buffer>& iov,
+                         std::string& gather) {
     if (!tls) {
         std::span<const asio::const_buffer> all(iov);
         if (s.non_blocking()) return write_now(s, all);
@@ -1174,7 +1173,7 @@ private:
     // ---- responses of our own -------------------------------------------
 
     Task<void> send_error(unsigned status, std::string message, bool close,
-                                     std::string_view extra_headers = {}) {
+                          std::string_view extra_headers = {}) {
         status_ = status;
         if (response_started_ || client_gone_) {
             keep_alive_ = false;

@@ -1,12 +1,12 @@
 #include "deepseek_gateway/tls/server_stream.hpp"
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/ssl/error.hpp>
-#include <boost/asio/use_awaitable.hpp>
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/ssl/error.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <cerrno>
 #include <climits>
@@ -22,9 +22,13 @@ namespace {
 
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<net::Executor>{});
 
-ServerStream* owner(BIO* b) { return static_cast<ServerStream*>(BIO_get_data(b)); }
+ServerStream* owner(BIO* b) {
+    return static_cast<ServerStream*>(BIO_get_data(b));
+}
 
-bool would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK || e == EINTR; }
+bool would_block(int e) {
+    return e == EAGAIN || e == EWOULDBLOCK || e == EINTR;
+}
 
 // A socket BIO of our own, for two reasons: send(2) with MSG_NOSIGNAL (a
 // client that has gone must not raise SIGPIPE), and the descriptor is looked
@@ -103,7 +107,9 @@ ServerStream::ServerStream(net::Socket& socket, asio::ssl::context& ctx)
     socket_.non_blocking(true, ec);
 }
 
-ServerStream::~ServerStream() { SSL_free(ssl_); }
+ServerStream::~ServerStream() {
+    SSL_free(ssl_);
+}
 
 int ServerStream::descriptor() const {
     return socket_.is_open() ? socket_.native_handle() : -1;

@@ -2,10 +2,10 @@
 // goes away mid-request, the upstream connection is closed at once").
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
-#include <poll.h>
-#include <netinet/in.h>
 
 #include <algorithm>
 #include <iostream>

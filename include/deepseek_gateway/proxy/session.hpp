@@ -19,7 +19,7 @@ namespace dsgw::proxy {
 // accept-time access check (access/admission.hpp): admit, read the PROXY
 // header first, or refuse — a refused peer reaches here only when the
 // listener answers refusals with 403.
-void start_session(app::Worker& worker, net::Listener& listener,
-                   net::Socket socket, const access::Admission& admission);
+void start_session(app::Worker& worker, net::Listener& listener, net::Socket socket,
+                   const access::Admission& admission);
 
 }  // namespace dsgw::proxy
