@@ -3,6 +3,7 @@
 #include <boost/beast/core/string.hpp>
 
 #include <array>
+#include <cstring>
 
 namespace dsgw::proxy {
 
@@ -32,11 +33,38 @@ bool in_token_list(std::string_view name, std::string_view list) {
     return false;
 }
 
+// One resize and plain copies: four appends per field were 5% of the
+// gateway's instructions per request (callgrind).
 void append_field(std::string& out, std::string_view name, std::string_view value) {
-    out.append(name);
-    out.append(": ");
-    out.append(value);
-    out.append("\r\n");
+    const std::size_t at = out.size();
+    out.resize(at + name.size() + value.size() + 4);
+    char* p = out.data() + at;
+    std::memcpy(p, name.data(), name.size());
+    p += name.size();
+    *p++ = ':';
+    *p++ = ' ';
+    std::memcpy(p, value.data(), value.size());
+    p += value.size();
+    *p++ = '\r';
+    *p = '\n';
+}
+
+// is_hop_by_hop() by the parser's field code: the seven hop-by-hop names are
+// all names Beast knows, so any other field is hop-by-hop only when the
+// Connection header lists it.
+bool hop_by_hop(http::field f, std::string_view name, std::string_view connection) {
+    switch (f) {
+        case http::field::connection:
+        case http::field::keep_alive:
+        case http::field::proxy_connection:
+        case http::field::te:
+        case http::field::transfer_encoding:
+        case http::field::upgrade:
+        case http::field::trailer:
+            return true;
+        default:
+            return !connection.empty() && in_token_list(name, connection);
+    }
 }
 
 void append_framing(std::string& out, Framing framing, std::uint64_t body_length) {
@@ -104,7 +132,10 @@ void build_upstream_request_head(const RequestHead& req, const ForwardContext& c
                 via = true;
                 continue;
             default:
-                if (is_hop_by_hop(n, conn) || is_forwarded_header(n)) continue;
+                // X-Forwarded-* are not names Beast knows.
+                if (hop_by_hop(f.name(), n, conn) ||
+                    (f.name() == http::field::unknown && is_forwarded_header(n)))
+                    continue;
         }
         append_field(out, n, v);
     }
@@ -145,7 +176,7 @@ void build_client_response_head(const ResponseHead& res, Framing framing,
         // Without a body (HEAD, 304) the upstream's Content-Length describes
         // the body it would have sent, and is passed on as it is.
         if (f.name() == http::field::content_length && framing != Framing::none) continue;
-        if (is_hop_by_hop(n, conn)) continue;
+        if (hop_by_hop(f.name(), n, conn)) continue;
         append_field(out, n, std::string_view(f.value().data(), f.value().size()));
     }
     append_framing(out, framing, body_length);
