@@ -16,6 +16,7 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 
 namespace dsgw::it {
 namespace {
@@ -83,22 +84,38 @@ struct OpenStream {
     std::unique_ptr<StreamReader> reader;
 };
 
-TEST(Dns, EveryAddressIsAServerAndTheSetFollowsDns) {
-    TempDir dir;
-    const PrivateHosts ph(dir, hosts_with({"127.0.0.2"}));
-    const std::string& hosts = ph.hosts;
-    if (auto why = private_hosts_unavailable(ph); !why.empty())
-        GTEST_SKIP() << "needs a private /etc/hosts: " << why;
+// Each test: a private /etc/hosts where "mockpool" is 127.0.0.2 (skipped
+// where unshare cannot give one), and mock "a" listening there; the gateway
+// runs inside that mount namespace.
+class Dns : public ::testing::Test {
+protected:
+    void SetUp() override {
+        ph_.emplace(dir_, hosts_with({"127.0.0.2"}));
+        if (auto why = private_hosts_unavailable(*ph_); !why.empty())
+            GTEST_SKIP() << "needs a private /etc/hosts: " << why;
+        a_.emplace("a", std::vector<std::string>{"--listen", "127.0.0.2:0"});
+        ASSERT_TRUE(a_->ok());
+        port_ = std::to_string(a_->port());
+        gw_.set_launcher(ph_->launcher());
+    }
+    const std::string& hosts() const { return ph_->hosts; }
 
-    MockServer a("a", {"--listen", "127.0.0.2:0"});
-    ASSERT_TRUE(a.ok());
-    const std::string port = std::to_string(a.port());
+    TempDir dir_;
+    std::optional<PrivateHosts> ph_;
+    std::optional<MockServer> a_;
+    std::string port_;  // a's port, which every address of mockpool uses
+    Gateway gw_;        // declared last: stopped before the mock
+};
+
+TEST_F(Dns, EveryAddressIsAServerAndTheSetFollowsDns) {
+    auto& a = *a_;
+    auto& gw = gw_;
+    const std::string& port = port_;
+    const std::string& hosts = this->hosts();
     MockServer b("b", {"--listen", "127.0.0.3:" + port});
     ASSERT_TRUE(b.ok());
     ASSERT_EQ(b.port(), a.port()) << "127.0.0.3:" << port << " is taken";
 
-    Gateway gw;
-    gw.set_launcher(ph.launcher());
     auto cfg = basic_config({"mockpool:" + port});
     cfg.upstream().resolve_interval = "1s";
     cfg.upstream().retries = 1;
@@ -171,18 +188,10 @@ TEST(Dns, EveryAddressIsAServerAndTheSetFollowsDns) {
         << gw.logs();
 }
 
-TEST(Dns, FailedLookupKeepsTheAddressesAndWarnsOnce) {
-    TempDir dir;
-    const PrivateHosts ph(dir, hosts_with({"127.0.0.2"}));
-    const std::string& hosts = ph.hosts;
-    if (auto why = private_hosts_unavailable(ph); !why.empty())
-        GTEST_SKIP() << "needs a private /etc/hosts: " << why;
-    MockServer a("a", {"--listen", "127.0.0.2:0"});
-    ASSERT_TRUE(a.ok());
-    const std::string port = std::to_string(a.port());
-
-    Gateway gw;
-    gw.set_launcher(ph.launcher());
+TEST_F(Dns, FailedLookupKeepsTheAddressesAndWarnsOnce) {
+    auto& gw = gw_;
+    const std::string& port = port_;
+    const std::string& hosts = this->hosts();
     auto cfg = basic_config({"mockpool:" + port});
     cfg.upstream().resolve_interval = "100ms";
     cfg.access_log = "off";
