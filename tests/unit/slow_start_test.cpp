@@ -152,13 +152,18 @@ TEST(SlowStart, ReloadChangingTheSpanAppliesToARampUnderWay) {
 
 // ---------------------------------------------------------------- round_robin
 
+// For both balancers with short requests: at factor 0.25 (1 s into a 4 s
+// ramp) b is offered half of the turns and takes a quarter of them.
+void expect_quarter_of_half(Balancer& bal, const TwoServers& p) {
+    const double b = share(bal, p.b.get(), 20000, t0 + 1s);
+    EXPECT_GT(b, 0.10);
+    EXPECT_LT(b, 0.15);
+}
+
 TEST(SlowStartRoundRobin, RampingServerGetsItsFactorOfItsShare) {
     TwoServers p(4s);
     auto bal = dsgw::balancer::make_round_robin(p.list);
-    // Factor 0.25: b is offered half of the turns and takes a quarter of them.
-    const double b = share(*bal, p.b.get(), 20000, t0 + 1s);
-    EXPECT_GT(b, 0.10);
-    EXPECT_LT(b, 0.15);
+    expect_quarter_of_half(*bal, p);
     // Factor 0.75.
     const double later = share(*bal, p.b.get(), 20000, t0 + 3s);
     EXPECT_GT(later, 0.35);
@@ -219,9 +224,7 @@ TEST(SlowStartLeastConn, IdleTiesFollowTheFactor) {
     // decides, and b passes up three quarters of its turns.
     TwoServers p(4s);
     auto bal = dsgw::balancer::make_least_conn(p.list);
-    const double b = share(*bal, p.b.get(), 20000, t0 + 1s);
-    EXPECT_GT(b, 0.10);
-    EXPECT_LT(b, 0.15);
+    expect_quarter_of_half(*bal, p);
     EXPECT_EQ(share(*bal, p.b.get(), 1000, t0 + 4s), 0.5);
 }
 
