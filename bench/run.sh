@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # deepseek-gateway against nginx and HAProxy on this machine, loopback only.
 #
-#   bench/run.sh                         # ROUNDS=5 DURATION=6, every scenario
+#   bench/run.sh                         # ROUNDS=5 DURATION=4, every scenario
 #   ROUNDS=1 DURATION=5 bench/run.sh     # a quick check
 #   SCENARIOS=a,d bench/run.sh           # only some scenarios
 #
@@ -27,7 +27,7 @@
 # CPU pinning (2 cores): the proxy under test runs on PROXY_CPU (1), wrk,
 # sse_load and the mock on LOAD_CPU (0), so every proxy gets one whole core.
 #
-# Environment: ROUNDS=5 DURATION=6 (s per run) WARMUP=1 (s before each run)
+# Environment: ROUNDS=5 DURATION=4 (s per run; G_DURATION=2 for g) WARMUP=1 (s before each run)
 #   (a, b and c run each proxy twice per round, in mirrored order: see
 #   "paired ratios" in docs/performance.md)
 #   CONNS=64 BODY_CONNS=16 BODY_BYTES=1048576 SSE_STREAMS=1000 SSE_TOKENS=20
