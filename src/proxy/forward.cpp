@@ -1,6 +1,7 @@
 #include "deepseek_gateway/proxy/forward.hpp"
 
 #include <boost/beast/core/string.hpp>
+#include <boost/beast/http/status.hpp>
 
 #include <array>
 #include <cstring>
@@ -49,18 +50,18 @@ void append_field(std::string& out, std::string_view name, std::string_view valu
     *p = '\n';
 }
 
-// is_hop_by_hop() by the parser's field code: the seven hop-by-hop names are
-// all names Beast knows, so any other field is hop-by-hop only when the
+// is_hop_by_hop() by the parser's classification: the seven hop-by-hop
+// names are all Known, so any other field is hop-by-hop only when the
 // Connection header lists it.
-bool hop_by_hop(http::field f, std::string_view name, std::string_view connection) {
-    switch (f) {
-        case http::field::connection:
-        case http::field::keep_alive:
-        case http::field::proxy_connection:
-        case http::field::te:
-        case http::field::transfer_encoding:
-        case http::field::upgrade:
-        case http::field::trailer:
+bool hop_by_hop(Known k, std::string_view name, std::string_view connection) {
+    switch (k) {
+        case Known::connection:
+        case Known::keep_alive:
+        case Known::proxy_connection:
+        case Known::te:
+        case Known::transfer_encoding:
+        case Known::upgrade:
+        case Known::trailer:
             return true;
         default:
             return !connection.empty() && in_token_list(name, connection);
@@ -77,12 +78,6 @@ void append_framing(std::string& out, Framing framing, std::uint64_t body_length
     }
 }
 
-// Set by us from what we saw, never passed on from the client.
-bool is_forwarded_header(std::string_view name) {
-    return iequals(name, "x-forwarded-for") || iequals(name, "x-forwarded-proto") ||
-           iequals(name, "x-forwarded-host");
-}
-
 }  // namespace
 
 bool is_hop_by_hop(std::string_view name, std::string_view connection) {
@@ -91,53 +86,51 @@ bool is_hop_by_hop(std::string_view name, std::string_view connection) {
     return in_token_list(name, connection);
 }
 
-std::string connection_tokens(const Fields& h) {
+std::string connection_tokens(const Head& h) {
     std::string out;
-    for (auto it = h.find(http::field::connection); it != h.end() && it->name() == http::field::connection; ++it) {
+    for (const auto& f : h) {
+        if (f.known != Known::connection) continue;
         if (!out.empty()) out += ',';
-        out.append(it->value().data(), it->value().size());
+        out.append(f.value);
     }
     return out;
 }
 
 void build_upstream_request_head(const RequestHead& req, const ForwardContext& ctx,
                                  Framing framing, std::uint64_t body_length, std::string& out) {
-    auto method = req.method_string();
-    auto target = req.target();
-    out.append(method.data(), method.size());
+    const auto method = req.method_string();
+    const auto target = req.target();
+    out.append(method);
     out += ' ';
-    out.append(target.data(), target.size());
+    out.append(target);
     out.append(" HTTP/1.1\r\n");
 
     const std::string conn = connection_tokens(req);
     std::string_view host;
     bool via = false;  // Via values are gathered at the end, with ours appended
     for (const auto& f : req) {
-        auto name = f.name_string();
-        std::string_view n(name.data(), name.size());
-        std::string_view v(f.value().data(), f.value().size());
-        switch (f.name()) {
-            case http::field::content_length:
-            case http::field::expect:  // 100-continue is answered by us
+        switch (f.known) {
+            case Known::content_length:
+            case Known::expect:           // 100-continue is answered by us
+            case Known::x_forwarded_for:  // set by us from what we saw
+            case Known::x_forwarded_proto:
+            case Known::x_forwarded_host:
                 continue;
-            case http::field::authorization:
+            case Known::authorization:
                 if (ctx.strip_authorization) continue;
                 break;
-            case http::field::host:
+            case Known::host:
                 // An empty Host means "no authority": we send our own, once.
-                if (v.empty()) continue;
-                host = v;
+                if (f.value.empty()) continue;
+                host = f.value;
                 break;
-            case http::field::via:
+            case Known::via:
                 via = true;
                 continue;
             default:
-                // X-Forwarded-* are not names Beast knows.
-                if (hop_by_hop(f.name(), n, conn) ||
-                    (f.name() == http::field::unknown && is_forwarded_header(n)))
-                    continue;
+                if (hop_by_hop(f.known, f.name, conn)) continue;
         }
-        append_field(out, n, v);
+        append_field(out, f.name, f.value);
     }
     if (host.empty()) {
         append_field(out, "Host", ctx.default_host);
@@ -149,8 +142,9 @@ void build_upstream_request_head(const RequestHead& req, const ForwardContext& c
     if (!host.empty()) append_field(out, "X-Forwarded-Host", host);
     out.append("Via: ");
     if (via) {
-        for (auto [it, end] = req.equal_range(http::field::via); it != end; ++it) {
-            out.append(it->value().data(), it->value().size());
+        for (const auto& f : req) {
+            if (f.known != Known::via) continue;
+            out.append(f.value);
             out.append(", ");
         }
     }
@@ -165,19 +159,20 @@ void build_client_response_head(const ResponseHead& res, Framing framing,
     out.append(std::to_string(res.result_int()));
     out += ' ';
     auto reason = res.reason();
-    if (reason.empty()) reason = http::obsolete_reason(res.result());
-    out.append(reason.data(), reason.size());
+    if (reason.empty()) {
+        const auto standard = http::obsolete_reason(static_cast<http::status>(res.result_int()));
+        reason = std::string_view(standard.data(), standard.size());
+    }
+    out.append(reason);
     out.append("\r\n");
 
     const std::string conn = connection_tokens(res);
     for (const auto& f : res) {
-        auto name = f.name_string();
-        std::string_view n(name.data(), name.size());
         // Without a body (HEAD, 304) the upstream's Content-Length describes
         // the body it would have sent, and is passed on as it is.
-        if (f.name() == http::field::content_length && framing != Framing::none) continue;
-        if (hop_by_hop(f.name(), n, conn)) continue;
-        append_field(out, n, std::string_view(f.value().data(), f.value().size()));
+        if (f.known == Known::content_length && framing != Framing::none) continue;
+        if (hop_by_hop(f.known, f.name, conn)) continue;
+        append_field(out, f.name, f.value);
     }
     append_framing(out, framing, body_length);
     if (!keep_alive)

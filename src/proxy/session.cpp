@@ -81,8 +81,6 @@ double ms_between(Clock::time_point a, Clock::time_point b) {
     return std::chrono::duration<double, std::milli>(b - a).count();
 }
 
-std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
-
 // The two TLS streams: Asio's towards upstreams, our own towards clients
 // (see tls/server_stream.hpp).
 Task<IoResult> tls_read(TlsStream& t, asio::mutable_buffer b) {
@@ -562,15 +560,12 @@ private:
         const auto& h = req_->head();
         int te_count = 0;
         for (const auto& f : h) {
-            if (f.name() != http::field::transfer_encoding) continue;
+            if (f.known != Known::transfer_encoding) continue;
             ++te_count;
-            auto v = f.value();
-            while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-            while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
-            if (!beast::iequals(v, "chunked")) return "unsupported transfer coding";
+            if (!beast::iequals(f.value, "chunked")) return "unsupported transfer coding";
         }
         if (te_count > 1) return "repeated Transfer-Encoding";
-        const auto hosts = h.count(http::field::host);
+        const auto hosts = h.count(Known::host);
         if (hosts > 1) return "more than one Host header";
         if (h.version() >= 11 && hosts != 1) return "HTTP/1.1 request needs a Host header";
         if (h.method() == http::verb::connect) return "CONNECT is not supported";
@@ -611,8 +606,8 @@ private:
         forwarded_for_.clear();
         if (!acc.trusted_proxies.empty()) {
             std::vector<std::string_view> xff;
-            for (auto it = h.find("X-Forwarded-For"); it != h.end() && beast::iequals(it->name_string(), "X-Forwarded-For"); ++it)
-                xff.emplace_back(it->value().data(), it->value().size());
+            for (const auto& f : h)
+                if (f.known == Known::x_forwarded_for) xff.push_back(f.value);
             auto fc = access::resolve_forwarded_for(conn_ip_, xff, acc.trusted_proxies);
             const auto d = access::judge_request(fc, acc.policy);
             client_ip_ = fc.address;
@@ -632,9 +627,8 @@ private:
         api_key_name_ = {};
         if (lc_->auth.enabled()) {
             std::vector<std::string_view> values;
-            for (auto it = h.find(http::field::authorization);
-                 it != h.end() && it->name() == http::field::authorization; ++it)
-                values.emplace_back(it->value().data(), it->value().size());
+            for (const auto& f : h)
+                if (f.known == Known::authorization) values.push_back(f.value);
             auto ar = access::authenticate(*lc_->auth.keys, values);
             if (ar.outcome != access::AuthOutcome::ok) {
                 net::refusal_log().log({listener_.name(), client_ip_,
@@ -680,7 +674,7 @@ private:
             req_framing_ = Framing::none;
 
         if (!req_->is_done() && head.version() >= 11) {
-            auto expect = head[http::field::expect];
+            auto expect = head[Known::expect];
             if (beast::iequals(expect, "100-continue")) {
                 static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
                 iov_.clear();
@@ -691,8 +685,7 @@ private:
         }
 
         head_out_.clear();
-        ForwardContext fctx{client_ip_text_, client_tls_ ? "https" : "http",
-                            sv(head[http::field::host])};
+        ForwardContext fctx{client_ip_text_, client_tls_ ? "https" : "http", head[Known::host]};
         fctx.forwarded_for = forwarded_for_;
         fctx.strip_authorization = lc_->auth.enabled() && !lc_->auth.forward;
         std::string default_host;
@@ -973,7 +966,7 @@ private:
     void new_response_parser() {
         res_.emplace(&arena_);
         res_->header_limit(kUpstreamHeaderLimit);
-        res_->body_limit(boost::none);
+        res_->body_limit(std::nullopt);
         res_->eager(false);
         if (req_->head().method() == http::verb::head) res_->skip(true);
     }
@@ -1203,8 +1196,8 @@ private:
         r.time = started_wall_;
         r.listener = listener_.name();
         r.client = client_ip_text_;
-        r.method = sv(h.method_string());
-        r.path = sv(h.target());
+        r.method = h.method_string();
+        r.path = h.target();
         r.status = status_;
         r.upstream = upstream_ ? std::string_view(upstream_->name()) : std::string_view();
         r.server = server_name_;

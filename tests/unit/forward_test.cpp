@@ -625,7 +625,7 @@ TEST(RelayParser, HeadAndPiecesAllocateFromTheGivenResource) {
             EXPECT_EQ(relay(p, wire, wire.size(), ec), "{}");
             ASSERT_FALSE(ec) << ec.message();
             EXPECT_EQ(p.head().target(), "/v1/chat/completions?stream=true");
-            EXPECT_EQ(p.head()[http::field::user_agent],
+            EXPECT_EQ(p.head().value("User-Agent"),
                       "test-client/1.0 (a user agent longer than any small-string buffer)");
         }
         arena.release();  // as the session does between exchanges
@@ -765,8 +765,6 @@ TEST(RelayParser, ResponseCloseDelimitedBodyEndsAtEof) {
     error_code ec;
     const std::string wire = "HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nstream...";
     auto n = p.put(asio::buffer(wire), ec);
-    // Beast takes the head first; the body follows in the next put().
-    if (!ec && n < wire.size()) n += p.put(asio::buffer(wire.data() + n, wire.size() - n), ec);
     ASSERT_FALSE(ec) << ec.message();
     EXPECT_EQ(n, wire.size());
     EXPECT_TRUE(p.need_eof());
@@ -789,7 +787,7 @@ TEST(RelayParser, ResponseToHeadHasNoBodyWhenSkipped) {
     ASSERT_FALSE(ec) << ec.message();
     EXPECT_TRUE(p.is_done());
     EXPECT_TRUE(p.pieces().empty());
-    EXPECT_EQ(p.head()[http::field::content_length], "1000");
+    EXPECT_EQ(p.head()[dsgw::proxy::Known::content_length], "1000");
 }
 
 TEST(RelayParser, HeadKeepsUnknownMethodsAndFieldNameCase) {
@@ -799,7 +797,7 @@ TEST(RelayParser, HeadKeepsUnknownMethodsAndFieldNameCase) {
     EXPECT_EQ(p->head().target(), "/cache");
     EXPECT_EQ(p->head().version(), 11u);
     std::vector<std::string> names;
-    for (auto& f : p->head()) names.emplace_back(f.name_string());
+    for (auto& f : p->head()) names.emplace_back(f.name);
     EXPECT_EQ(names, (std::vector<std::string>{"host", "x-Mixed-Case"}));
 }
 
@@ -852,7 +850,7 @@ TEST(RelayParser, BodyLimitChunked) {
     EXPECT_LE(body.size(), 10u);
 }
 
-// Smuggling shapes Beast refuses in the head (basic_parser.ipp, do_field).
+// Smuggling shapes refused in the head, as Beast does (basic_parser.ipp, do_field).
 error_code head_error(std::string_view raw) {
     RelayParser<true> p;
     error_code ec;

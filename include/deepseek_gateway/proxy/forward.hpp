@@ -1,26 +1,16 @@
 #pragma once
 // Header rewriting between the two sides (SPEC §4): hop-by-hop headers
 // removed, X-Forwarded-* and Via set, framing headers chosen by us. Pure
-// functions over Beast header types, so they are unit-tested directly. Only
-// the proxy code and its tests include this header.
+// functions over parsed heads (head.hpp), so they are unit-tested directly.
+// Only the proxy code and its tests include this header.
 
-#include <boost/beast/http/message.hpp>
+#include "deepseek_gateway/proxy/head.hpp"
 
 #include <cstdint>
-#include <memory_resource>
 #include <string>
 #include <string_view>
 
 namespace dsgw::proxy {
-
-namespace http = boost::beast::http;
-
-// The header fields of relayed messages live in a per-session arena (see
-// RelayParser and session.cpp), released after each exchange, so parsing a
-// head allocates nothing from the heap in the steady state.
-using Fields = http::basic_fields<std::pmr::polymorphic_allocator<char>>;
-using RequestHead = http::request_header<Fields>;
-using ResponseHead = http::response_header<Fields>;
 
 // How a message body travels on the wire we write.
 enum class Framing {
@@ -58,6 +48,6 @@ void build_client_response_head(const ResponseHead& res, Framing framing,
                                 unsigned client_version, std::string& out);
 
 // The values of every Connection header of `h`, joined with commas.
-std::string connection_tokens(const Fields& h);
+std::string connection_tokens(const Head& h);
 
 }  // namespace dsgw::proxy
