@@ -34,20 +34,77 @@ bool in_token_list(std::string_view name, std::string_view list) {
     return false;
 }
 
-// One resize and plain copies: four appends per field were 5% of the
+// Writes a head into the end of a string: one resize to a bound computed
+// beforehand, plain copies, and one shrink to what was written (it grows
+// should the bound ever be short). Appending field by field was 5% of the
 // gateway's instructions per request (callgrind).
-void append_field(std::string& out, std::string_view name, std::string_view value) {
-    const std::size_t at = out.size();
-    out.resize(at + name.size() + value.size() + 4);
-    char* p = out.data() + at;
-    std::memcpy(p, name.data(), name.size());
-    p += name.size();
-    *p++ = ':';
-    *p++ = ' ';
-    std::memcpy(p, value.data(), value.size());
-    p += value.size();
-    *p++ = '\r';
-    *p = '\n';
+class HeadWriter {
+public:
+    HeadWriter(std::string& out, std::size_t bound) : out_(out) {
+        const std::size_t at = out_.size();
+        out_.resize(at + bound);
+        p_ = out_.data() + at;
+        end_ = out_.data() + out_.size();
+    }
+    HeadWriter(const HeadWriter&) = delete;
+    HeadWriter& operator=(const HeadWriter&) = delete;
+    ~HeadWriter() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
+
+    void put(std::string_view s) {
+        room(s.size());
+        std::memcpy(p_, s.data(), s.size());
+        p_ += s.size();
+    }
+    void put(char c) {
+        room(1);
+        *p_++ = c;
+    }
+    void number(std::uint64_t v) {
+        char digits[20];
+        std::size_t n = 0;
+        do {
+            digits[n++] = static_cast<char>('0' + v % 10);
+            v /= 10;
+        } while (v != 0);
+        room(n);
+        while (n > 0) *p_++ = digits[--n];
+    }
+    void field(std::string_view name, std::string_view value) {
+        put(name);
+        put(": ");
+        put(value);
+        put("\r\n");
+    }
+    // "Content-Length: N" or "Transfer-Encoding: chunked", or nothing.
+    void framing(Framing f, std::uint64_t body_length) {
+        if (f == Framing::content_length) {
+            put("Content-Length: ");
+            number(body_length);
+            put("\r\n");
+        } else if (f == Framing::chunked) {
+            put("Transfer-Encoding: chunked\r\n");
+        }
+    }
+
+private:
+    void room(std::size_t n) {
+        if (static_cast<std::size_t>(end_ - p_) >= n) return;
+        const auto at = static_cast<std::size_t>(p_ - out_.data());
+        out_.resize(2 * (at + n));
+        p_ = out_.data() + at;
+        end_ = out_.data() + out_.size();
+    }
+
+    std::string& out_;
+    char* p_ = nullptr;
+    char* end_ = nullptr;
+};
+
+// What a head's own fields can take when written back: the head as received
+// plus one byte per field (": " where it had ":"), with room for the status
+// or request line, the framing and Connection lines.
+std::size_t bound_for(const Head& h) {
+    return h.wire_size() + h.fields().size() + 128;
 }
 
 // is_hop_by_hop() by the parser's classification: the seven hop-by-hop
@@ -65,16 +122,6 @@ bool hop_by_hop(Known k, std::string_view name, std::string_view connection) {
             return true;
         default:
             return !connection.empty() && in_token_list(name, connection);
-    }
-}
-
-void append_framing(std::string& out, Framing framing, std::uint64_t body_length) {
-    if (framing == Framing::content_length) {
-        out.append("Content-Length: ");
-        out.append(std::to_string(body_length));
-        out.append("\r\n");
-    } else if (framing == Framing::chunked) {
-        out.append("Transfer-Encoding: chunked\r\n");
     }
 }
 
@@ -96,16 +143,20 @@ std::string connection_tokens(const Head& h) {
     return out;
 }
 
-void build_upstream_request_head(const RequestHead& req, const ForwardContext& ctx,
-                                 Framing framing, std::uint64_t body_length, std::string& out) {
-    const auto method = req.method_string();
-    const auto target = req.target();
-    out.append(method);
-    out += ' ';
-    out.append(target);
-    out.append(" HTTP/1.1\r\n");
-
+void build_upstream_request_head(const RequestHead& req, const ForwardContext& ctx, Framing framing,
+                                 std::uint64_t body_length, std::string& out) {
     const std::string conn = connection_tokens(req);
+    const std::string_view xff = ctx.forwarded_for.empty() ? ctx.client_address : ctx.forwarded_for;
+    // Ours: Host, X-Forwarded-For/-Proto/-Host and Via ("Via: " and
+    // "1.1 deepseek-gateway\r\n"), and the blank line. The received Host and
+    // Via values are in the head's own size.
+    HeadWriter w(out, bound_for(req) + ctx.default_host.size() + xff.size() + ctx.proto.size() +
+                          req.wire_size() + 128);
+    w.put(req.method_string());
+    w.put(' ');
+    w.put(req.target());
+    w.put(" HTTP/1.1\r\n");
+
     std::string_view host;
     bool via = false;  // Via values are gathered at the end, with ours appended
     for (const auto& f : req) {
@@ -130,56 +181,53 @@ void build_upstream_request_head(const RequestHead& req, const ForwardContext& c
             default:
                 if (hop_by_hop(f.known, f.name, conn)) continue;
         }
-        append_field(out, f.name, f.value);
+        w.field(f.name, f.value);
     }
-    if (host.empty()) {
-        append_field(out, "Host", ctx.default_host);
-    }
-    append_framing(out, framing, body_length);
-    append_field(out, "X-Forwarded-For",
-                 ctx.forwarded_for.empty() ? ctx.client_address : ctx.forwarded_for);
-    append_field(out, "X-Forwarded-Proto", ctx.proto);
-    if (!host.empty()) append_field(out, "X-Forwarded-Host", host);
-    out.append("Via: ");
+    if (host.empty()) w.field("Host", ctx.default_host);
+    w.framing(framing, body_length);
+    w.field("X-Forwarded-For", xff);
+    w.field("X-Forwarded-Proto", ctx.proto);
+    if (!host.empty()) w.field("X-Forwarded-Host", host);
+    w.put("Via: ");
     if (via) {
         for (const auto& f : req) {
             if (f.known != Known::via) continue;
-            out.append(f.value);
-            out.append(", ");
+            w.put(f.value);
+            w.put(", ");
         }
     }
-    out.append(req.version() == 10 ? "1.0 deepseek-gateway\r\n" : "1.1 deepseek-gateway\r\n");
-    out.append("\r\n");
+    w.put(req.version() == 10 ? "1.0 deepseek-gateway\r\n" : "1.1 deepseek-gateway\r\n");
+    w.put("\r\n");
 }
 
-void build_client_response_head(const ResponseHead& res, Framing framing,
-                                std::uint64_t body_length, bool keep_alive,
-                                unsigned client_version, std::string& out) {
-    out.append("HTTP/1.1 ");
-    out.append(std::to_string(res.result_int()));
-    out += ' ';
+void build_client_response_head(const ResponseHead& res, Framing framing, std::uint64_t body_length,
+                                bool keep_alive, unsigned client_version, std::string& out) {
     auto reason = res.reason();
     if (reason.empty()) {
         const auto standard = http::obsolete_reason(static_cast<http::status>(res.result_int()));
         reason = std::string_view(standard.data(), standard.size());
     }
-    out.append(reason);
-    out.append("\r\n");
-
     const std::string conn = connection_tokens(res);
+    HeadWriter w(out, bound_for(res) + reason.size());
+    w.put("HTTP/1.1 ");
+    w.number(res.result_int());
+    w.put(' ');
+    w.put(reason);
+    w.put("\r\n");
+
     for (const auto& f : res) {
         // Without a body (HEAD, 304) the upstream's Content-Length describes
         // the body it would have sent, and is passed on as it is.
         if (f.known == Known::content_length && framing != Framing::none) continue;
         if (hop_by_hop(f.known, f.name, conn)) continue;
-        append_field(out, f.name, f.value);
+        w.field(f.name, f.value);
     }
-    append_framing(out, framing, body_length);
+    w.framing(framing, body_length);
     if (!keep_alive)
-        out.append("Connection: close\r\n");
+        w.put("Connection: close\r\n");
     else if (client_version == 10)
-        out.append("Connection: keep-alive\r\n");
-    out.append("\r\n");
+        w.put("Connection: keep-alive\r\n");
+    w.put("\r\n");
 }
 
 }  // namespace dsgw::proxy

@@ -4,6 +4,10 @@
 #include <array>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace dsgw::proxy {
 
 namespace {
@@ -12,6 +16,8 @@ using error = boost::beast::http::error;
 
 // A chunk-size line longer than this (extensions included) is refused.
 constexpr std::size_t kMaxChunkLine = 4096;
+// Bytes after the copy of a head that a 16-byte scan may read.
+constexpr std::size_t kPadding = 16;
 
 using Table = std::array<bool, 256>;
 
@@ -89,30 +95,63 @@ bool all_token(std::string_view s) {
     return true;
 }
 
-// The first "\r\n\r\n" in [p, last): the position after it, or null with
-// `resume` set to where the next search may start.
-const char* find_eom(const char* p, const char* last, const char*& resume) {
-    for (;;) {
-        if (p + 4 > last) {
-            resume = p;
-            return nullptr;
-        }
-        if (p[3] != '\n') {
-            p += p[3] == '\r' ? 1 : 4;
-        } else if (p[2] != '\r') {
-            p += 4;
-        } else if (p[1] != '\n') {
-            p += 2;
-        } else if (p[0] != '\r') {
-            p += 2;
-        } else {
-            return p + 4;
+// The first "\r\n\r\n" in [p, last), p at or after `begin`, the start of
+// what is searched: the position after it, or null with `resume` set to where
+// the next search may start. Each '\n' is found 16 bytes at a time and looked
+// back from.
+const char* find_eom(const char* begin, const char* p, const char* last, const char*& resume) {
+    const auto ends_eom = [begin](const char* nl) {
+        return nl - begin >= 3 && nl[-1] == '\r' && nl[-2] == '\n' && nl[-3] == '\r';
+    };
+#if defined(__SSE2__)
+    const __m128i lf = _mm_set1_epi8('\n');
+    for (; last - p >= 16; p += 16) {
+        auto m = static_cast<unsigned>(_mm_movemask_epi8(
+            _mm_cmpeq_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)), lf)));
+        for (; m != 0; m &= m - 1) {
+            const char* nl = p + __builtin_ctz(m);
+            if (ends_eom(nl)) return nl + 1;
         }
     }
+#endif
+    for (; p < last; ++p)
+        if (*p == '\n' && ends_eom(p)) return p + 1;
+    resume = p;
+    return nullptr;
+}
+
+// Past the field-vchar, SP and HTAB at p, in a block that ends with
+// "\r\n\r\n". With `padded`, 16 bytes may be read past that end.
+template <bool padded>
+const char* skip_text(const char* p) {
+#if defined(__SSE2__)
+    if constexpr (padded) {
+        const __m128i space = _mm_set1_epi8(0x20);
+        const __m128i del = _mm_set1_epi8(0x7f);
+        for (;;) {
+            const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+            // Below SP (a control), or DEL: where the scan may stop.
+            const auto low =
+                static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_max_epu8(b, space), b)));
+            const auto stop =
+                (low ^ 0xffffu) | static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(b, del)));
+            if (stop == 0) {
+                p += 16;
+                continue;
+            }
+            p += __builtin_ctz(stop);
+            if (*p != '\t') return p;
+            ++p;
+        }
+    }
+#endif
+    while (in(kText, *p)) ++p;
+    return p;
 }
 
 // One field line at q, in a block that ends with "\r\n\r\n" (so every scan
 // stops in it). On success q is at the next line.
+template <bool padded>
 bool parse_field_line(const char*& q, std::string_view& name, std::string_view& value,
                       boost::system::error_code& ec) {
     const char* p = q;
@@ -126,7 +165,7 @@ bool parse_field_line(const char*& q, std::string_view& name, std::string_view& 
     ++p;
     while (*p == ' ' || *p == '\t') ++p;
     const char* const value_start = p;
-    while (in(kText, *p)) ++p;
+    p = skip_text<padded>(p);
     if (*p != '\r') {
         ec = error::bad_value;
         return false;
@@ -234,7 +273,8 @@ bool RelayParser<isRequest>::parse_head(const char*& p, const char* end, error_c
     }
     const char* const limit = p + std::min<std::size_t>(n, header_limit_);
     const char* resume = nullptr;
-    const char* const eom = find_eom(p + std::min<std::size_t>(scanned_, limit - p), limit, resume);
+    const char* const eom =
+        find_eom(p, p + std::min<std::size_t>(scanned_, limit - p), limit, resume);
     if (!eom) {
         if (n >= header_limit_) {
             ec = error::header_limit;
@@ -254,8 +294,10 @@ bool RelayParser<isRequest>::parse_head(const char*& p, const char* end, error_c
     // One copy of the head, in the arena: the fields are views into it, and
     // stay valid when the caller consumes and reuses its buffer.
     const auto size = static_cast<std::size_t>(eom - p);
-    char* const copy = static_cast<char*>(mr_->allocate(size, 1));
+    char* const copy = static_cast<char*>(mr_->allocate(size + kPadding, 1));
     std::memcpy(copy, p, size);
+    std::memset(copy + size, 0, kPadding);
+    head_.wire_size_ = size;
     const char* q = copy;
     const char* const last = copy + size;  // ends with "\r\n\r\n"
     const char* nl = static_cast<const char*>(std::memchr(copy, '\n', size));
@@ -270,7 +312,7 @@ bool RelayParser<isRequest>::parse_head(const char*& p, const char* end, error_c
             break;
         }
         Field f;
-        if (!parse_field_line(q, f.name, f.value, ec)) return false;
+        if (!parse_field_line<true>(q, f.name, f.value, ec)) return false;
         f.known = classify(f.name);
         if (f.known != Known::other && !on_field(f, ec)) return false;
         head_.fields_.push_back(f);
@@ -521,7 +563,8 @@ bool RelayParser<isRequest>::parse_trailer(const char*& p, const char* end, erro
     }
     const char* const limit = p + std::min<std::size_t>(n, header_limit_);
     const char* resume = nullptr;
-    const char* const eom = find_eom(p + std::min<std::size_t>(scanned_, limit - p), limit, resume);
+    const char* const eom =
+        find_eom(p, p + std::min<std::size_t>(scanned_, limit - p), limit, resume);
     if (!eom) {
         if (n >= header_limit_) {
             ec = error::header_limit;
@@ -534,7 +577,7 @@ bool RelayParser<isRequest>::parse_trailer(const char*& p, const char* end, erro
     const char* q = p;
     while (q != eom - 2) {
         std::string_view name, value;
-        if (!parse_field_line(q, name, value, ec)) return false;
+        if (!parse_field_line<false>(q, name, value, ec)) return false;
     }
     p = eom;
     state_ = State::done;

@@ -280,6 +280,8 @@ TEST(RelayParserVsBeast, Requests) {
         "POST /v1/chat/completions?x=1 HTTP/1.1\r\nHost: a\r\nContent-Type: application/json\r\n"
         "Content-Length: 5\r\nConnection: keep-alive, Upgrade\r\n\r\nhello",
         "GET / HTTP/1.0\r\nHost:  b \r\nConnection: keep-alive\r\n\r\n",
+        // Longer than the 16 bytes the value scan takes at a time.
+        "GET /long HTTP/1.1\r\nUser-Agent: a-client/1.0 (with a comment that runs on)\r\n\r\n",
         "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
         "0\r\nX-T: 1\r\n\r\n",
         "PUT /p HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nhiGET /next "

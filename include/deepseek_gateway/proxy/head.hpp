@@ -63,6 +63,8 @@ public:
     std::string_view reason() const { return reason_; }
     // 10 or 11.
     unsigned version() const { return version_; }
+    // Bytes of the head as received, up to and including the blank line.
+    std::size_t wire_size() const { return wire_size_; }
 
     std::span<const Field> fields() const { return fields_; }
     auto begin() const { return fields_.begin(); }
@@ -82,6 +84,7 @@ private:
     std::string_view method_string_;
     std::string_view target_;
     std::string_view reason_;
+    std::size_t wire_size_ = 0;
     http::verb method_ = http::verb::unknown;
     unsigned status_ = 0;
     unsigned version_ = 11;
