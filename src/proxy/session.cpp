@@ -107,21 +107,24 @@ Task<IoResult> read_some(net::Socket& s, Tls* tls, beast::flat_buffer& buf, std:
 }
 
 // A plain write: sendmsg(2) at once, from here. It usually takes everything,
-// and then the coroutine goes on without a trip through the event loop (an
-// Asio operation completes by a post, even when its first attempt succeeds).
-// What the socket does not take is written asynchronously. Only for sockets
-// in non-blocking mode (set when the connection opens).
-Task<IoResult> write_now(net::Socket& s, std::span<const asio::const_buffer> iov) {
-    error_code ec;
-    const std::size_t total = asio::buffer_size(iov);
+// and then the caller goes on without a trip through the event loop (an Asio
+// operation completes by a post, even when its first attempt succeeds) and
+// without a coroutine frame. Returns the bytes written; `ec` is set on an
+// error (a full socket buffer is none). Only for sockets in non-blocking mode
+// (set when the connection opens).
+std::size_t write_at_once(net::Socket& s, std::span<const asio::const_buffer> iov, error_code& ec) {
     std::size_t n = s.write_some(iov, ec);
     if (ec == asio::error::would_block || ec == asio::error::try_again) {
         ec = {};
         n = 0;
     }
-    if (ec || n == total) co_return IoResult{ec, n};
+    return n;
+}
+
+// What write_at_once() left: `iov` after its first `skip` bytes.
+Task<IoResult> write_rest(net::Socket& s, std::span<const asio::const_buffer> iov,
+                          std::size_t skip) {
     std::vector<asio::const_buffer> rest;
-    std::size_t skip = n;
     for (const auto& b : iov) {
         if (skip >= b.size()) {
             skip -= b.size();
@@ -130,7 +133,15 @@ Task<IoResult> write_now(net::Socket& s, std::span<const asio::const_buffer> iov
         rest.push_back(b + skip);
         skip = 0;
     }
-    auto [aec, m] = co_await asio::async_write(s, rest, nothrow);
+    auto result = co_await asio::async_write(s, rest, nothrow);  // `rest` lives on here
+    co_return result;
+}
+
+Task<IoResult> write_now(net::Socket& s, std::span<const asio::const_buffer> iov) {
+    error_code ec;
+    const std::size_t n = write_at_once(s, iov, ec);
+    if (ec || n == asio::buffer_size(iov)) co_return IoResult{ec, n};
+    auto [aec, m] = co_await write_rest(s, iov, n);
     co_return IoResult{aec, n + m};
 }
 
@@ -748,10 +759,21 @@ private:
         if (with_head) iov_.emplace_back(head_out_.data(), head_out_.size());
         frame_pieces(req_framing_, req_->is_done(), req_->pieces(), req_->piece_bytes());
         if (iov_.empty()) co_return error_code{};
+        const bool at_once = !conn_->tls && conn_->socket.non_blocking();
+        std::size_t done = 0;
+        if (at_once) {
+            error_code ec;
+            done = write_at_once(conn_->socket, iov_, ec);
+            if (ec || done == asio::buffer_size(iov_)) co_return ec;
+        }
         arm(Phase::upstream_write, upstream_->config().timeouts.idle);
-        auto [ec, n] = co_await write_all(conn_->socket, conn_->tls.get(), iov_, tls_gather_);
+        IoResult r;
+        if (at_once)
+            r = co_await write_rest(conn_->socket, iov_, done);
+        else
+            r = co_await write_all(conn_->socket, conn_->tls.get(), iov_, tls_gather_);
         disarm();
-        co_return ec;
+        co_return std::get<0>(r);
     }
 
     void note_upstream_failure(const char* what, const error_code& ec) {
@@ -1058,11 +1080,23 @@ private:
 
     Task<error_code> write_client() {
         if (iov_.empty()) co_return error_code{};
+        const bool at_once = !client_tls_ && client_.non_blocking();
+        std::size_t done = 0;
+        if (at_once) {
+            error_code ec;
+            done = write_at_once(client_, iov_, ec);
+            bytes_out_ += done;
+            if (ec || done == asio::buffer_size(iov_)) co_return ec;
+        }
         arm(Phase::client_write, cfg().limits.client_idle);
-        auto [ec, n] = co_await write_all(client_, client_tls_.get(), iov_, tls_gather_);
+        IoResult r;
+        if (at_once)
+            r = co_await write_rest(client_, iov_, done);
+        else
+            r = co_await write_all(client_, client_tls_.get(), iov_, tls_gather_);
         disarm();
-        bytes_out_ += n;
-        co_return ec;
+        bytes_out_ += std::get<1>(r);
+        co_return std::get<0>(r);
     }
 
     // Returns true when the exchange ended cleanly (the upstream connection
