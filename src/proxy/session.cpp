@@ -614,7 +614,6 @@ private:
     Task<bool> check_client() {
         const auto& acc = lc_->access;
         const auto& h = req_->head();
-        forwarded_for_.clear();
         if (!acc.trusted_proxies.empty()) {
             std::vector<std::string_view> xff;
             for (const auto& f : h)
@@ -635,7 +634,6 @@ private:
                 co_return false;
             }
         }
-        api_key_name_ = {};
         if (lc_->auth.enabled()) {
             std::vector<std::string_view> values;
             for (const auto& f : h)
@@ -671,8 +669,13 @@ private:
             log_request();
             co_return;
         }
-        const bool client_ok = co_await check_client();
-        if (!client_ok) co_return;
+        forwarded_for_.clear();
+        api_key_name_ = {};
+        // Most listeners have neither: no coroutine frame for nothing.
+        if (!lc_->access.trusted_proxies.empty() || lc_->auth.enabled()) {
+            const bool client_ok = co_await check_client();
+            if (!client_ok) co_return;
+        }
         keep_alive_ = req_->keep_alive();
         upstream_ = rt_->upstreams[lc_->upstream_index].get();
 
@@ -727,10 +730,12 @@ private:
             co_return;
         }
 
-        const bool body_sent = co_await stream_request_body();
-        if (!body_sent) {
-            finish_exchange(false);
-            co_return;
+        if (!req_->is_done()) {
+            const bool body_sent = co_await stream_request_body();
+            if (!body_sent) {
+                finish_exchange(false);
+                co_return;
+            }
         }
         bool clean = co_await relay_response();
         finish_exchange(clean);
@@ -754,26 +759,49 @@ private:
         }
     }
 
-    Task<error_code> write_upstream(bool with_head) {
+    // Writes iov_ to a plain socket on the spot (see write_at_once()). True
+    // when nothing is left to wait for: all of it went, or `ec` says why not;
+    // `done` is what went. Over TLS nothing is written here.
+    bool send_now(net::Socket& s, bool tls, error_code& ec, std::size_t& done) {
+        done = 0;
+        if (iov_.empty()) return true;
+        if (tls || !s.non_blocking()) return false;
+        done = write_at_once(s, iov_, ec);
+        return ec || done == asio::buffer_size(iov_);
+    }
+
+    // What send_now() left of iov_ (all of it over TLS), under the write
+    // timeout.
+    template <class Tls>
+    Task<IoResult> write_rest_of_iov(net::Socket& s, Tls* tls, std::size_t done, Phase phase,
+                                     Clock::duration timeout) {
+        arm(phase, timeout);
+        IoResult r;
+        if (tls)
+            r = co_await write_all(s, tls, iov_, tls_gather_);
+        else if (s.non_blocking())
+            r = co_await write_rest(s, iov_, done);
+        else
+            r = co_await write_all(s, static_cast<Tls*>(nullptr), iov_, tls_gather_);
+        disarm();
+        co_return r;
+    }
+
+    // The request head and/or the body pieces the parser holds, framed.
+    void frame_upstream(bool with_head) {
         iov_.clear();
         if (with_head) iov_.emplace_back(head_out_.data(), head_out_.size());
         frame_pieces(req_framing_, req_->is_done(), req_->pieces(), req_->piece_bytes());
-        if (iov_.empty()) co_return error_code{};
-        const bool at_once = !conn_->tls && conn_->socket.non_blocking();
-        std::size_t done = 0;
-        if (at_once) {
-            error_code ec;
-            done = write_at_once(conn_->socket, iov_, ec);
-            if (ec || done == asio::buffer_size(iov_)) co_return ec;
-        }
-        arm(Phase::upstream_write, upstream_->config().timeouts.idle);
-        IoResult r;
-        if (at_once)
-            r = co_await write_rest(conn_->socket, iov_, done);
-        else
-            r = co_await write_all(conn_->socket, conn_->tls.get(), iov_, tls_gather_);
-        disarm();
-        co_return std::get<0>(r);
+    }
+
+    // Writes iov_ upstream; the callers on the request path call
+    // send_now() first themselves, so a write that goes at once costs no
+    // coroutine.
+    Task<error_code> finish_upstream_write(std::size_t done) {
+        auto [ec, n] = co_await write_rest_of_iov(conn_->socket, conn_->tls.get(), done,
+                                                  Phase::upstream_write,
+                                                  upstream_->config().timeouts.idle);
+        co_return ec;
     }
 
     void note_upstream_failure(const char* what, const error_code& ec) {
@@ -781,18 +809,23 @@ private:
                      lease_ ? lease_->name() : std::string("-"), what, ec.message());
     }
 
-    // Takes an in-flight slot on a server into lease_: at once when a usable
-    // server has room, else (servers at their max_in_flight cap) after
-    // waiting in the upstream's queue. False when the exchange is over: an
-    // error was sent (503 with Retry-After for a full queue or a wait that
-    // timed out), or the client left while waiting.
-    Task<bool> acquire_server(const balancer::PickContext& ctx, unsigned attempts) {
-        auto* queue = upstream_->queue();
-        if (queue)
+    // Takes an in-flight slot on a server into lease_ when a usable server
+    // has room (no coroutine: the usual case).
+    bool try_lease(const balancer::PickContext& ctx) {
+        if (auto* queue = upstream_->queue())
             lease_ = queue->try_acquire(ctx);
         else
             lease_ = upstream::ServerLease(upstream_->balancer().pick(ctx));
-        if (lease_) co_return true;
+        return static_cast<bool>(lease_);
+    }
+
+    // When try_lease() found no server with room: answers the client when
+    // no server is usable, else (servers at their max_in_flight cap) waits
+    // in the upstream's queue. False when the exchange is over: an error was
+    // sent (503 with Retry-After for a full queue or a wait that timed out),
+    // or the client left while waiting.
+    Task<bool> acquire_server(const balancer::PickContext& ctx, unsigned attempts) {
+        auto* queue = upstream_->queue();
         if (attempts > 0) {
             co_await send_error(last_error_status_, last_error_message_, !req_->is_done());
             co_return false;
@@ -835,7 +868,8 @@ private:
         unsigned attempts = 0;
         for (;;) {
             balancer::PickContext ctx{client_ip_, failed, Clock::now()};
-            const bool acquired = co_await acquire_server(ctx, attempts);
+            bool acquired = try_lease(ctx);
+            if (!acquired) acquired = co_await acquire_server(ctx, attempts);
             if (!acquired) co_return false;
             auto* server = lease_.get();
             server_name_ = server->name();
@@ -875,7 +909,11 @@ private:
                     co_return false;
                 }
             }
-            auto ec = co_await write_upstream(true);
+            frame_upstream(true);
+            error_code ec;
+            std::size_t done = 0;
+            if (!send_now(conn_->socket, conn_->tls != nullptr, ec, done))
+                ec = co_await finish_upstream_write(done);
             if (client_gone_) co_return false;
             if (ec) {
                 error_code ignored;
@@ -960,7 +998,11 @@ private:
                 co_await reject_request(ec);
                 co_return false;
             }
-            auto wec = co_await write_upstream(false);
+            frame_upstream(false);
+            error_code wec;
+            std::size_t done = 0;
+            if (!send_now(conn_->socket, conn_->tls != nullptr, wec, done))
+                wec = co_await finish_upstream_write(done);
             client_buf_.consume(used);
             bytes_in_ += used;
             if (wec) {
@@ -1078,25 +1120,24 @@ private:
         return Framing::close;
     }
 
+    // What send_now() left of iov_ for the client, under the write timeout.
+    Task<error_code> finish_client_write(std::size_t done) {
+        auto [ec, n] = co_await write_rest_of_iov(client_, client_tls_.get(), done,
+                                                  Phase::client_write, cfg().limits.client_idle);
+        bytes_out_ += n;
+        co_return ec;
+    }
+
+    // Writes iov_ to the client. The response relay calls send_now() and
+    // finish_client_write() itself, so a write that goes at once costs no
+    // coroutine there.
     Task<error_code> write_client() {
-        if (iov_.empty()) co_return error_code{};
-        const bool at_once = !client_tls_ && client_.non_blocking();
+        error_code ec;
         std::size_t done = 0;
-        if (at_once) {
-            error_code ec;
-            done = write_at_once(client_, iov_, ec);
-            bytes_out_ += done;
-            if (ec || done == asio::buffer_size(iov_)) co_return ec;
-        }
-        arm(Phase::client_write, cfg().limits.client_idle);
-        IoResult r;
-        if (at_once)
-            r = co_await write_rest(client_, iov_, done);
-        else
-            r = co_await write_all(client_, client_tls_.get(), iov_, tls_gather_);
-        disarm();
-        bytes_out_ += std::get<1>(r);
-        co_return std::get<0>(r);
+        const bool over = send_now(client_, client_tls_ != nullptr, ec, done);
+        bytes_out_ += done;
+        if (!over) ec = co_await finish_client_write(done);
+        co_return ec;
     }
 
     // Returns true when the exchange ended cleanly (the upstream connection
@@ -1140,7 +1181,11 @@ private:
             iov_.clear();
             if (with_head) iov_.emplace_back(head_out_.data(), head_out_.size());
             frame_pieces(framing, res_->is_done(), res_->pieces(), res_->piece_bytes());
-            auto wec = co_await write_client();
+            error_code wec;
+            std::size_t done = 0;
+            const bool over = send_now(client_, client_tls_ != nullptr, wec, done);
+            bytes_out_ += done;
+            if (!over) wec = co_await finish_client_write(done);
             conn_->buffer.consume(used);
             if (wec) {
                 on_client_gone();
