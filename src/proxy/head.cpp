@@ -1,19 +1,45 @@
 #include "deepseek_gateway/proxy/head.hpp"
 
+#include <cstring>
+
 namespace dsgw::proxy {
 
 namespace {
 
-char lower(char c) {
-    return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c;
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c; }
+
+// Bytes [at, at + n) of s as a little-endian word, n <= 8.
+template <std::size_t n>
+std::uint64_t word(const char* s, std::size_t at) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s + at, n);
+    return w;
 }
 
-// `lowercase` is already lower case.
-bool iequals_lower(std::string_view s, std::string_view lowercase) {
-    if (s.size() != lowercase.size()) return false;
-    for (std::size_t i = 0; i < s.size(); ++i)
-        if (lower(s[i]) != lowercase[i]) return false;
-    return true;
+// 0x20 in each of the first n bytes.
+template <std::size_t n>
+constexpr std::uint64_t case_bits() {
+    std::uint64_t m = 0;
+    for (std::size_t i = 0; i < n; ++i) m |= std::uint64_t{0x20} << (8 * i);
+    return m;
+}
+
+// `name` (a token, as the parser gives it) equals `lowercase`, ASCII case
+// aside, compared 8 bytes at a time. In a token only letters change under
+// | 0x20, and the names below are letters and '-' (which 0x20 leaves as it
+// is), so setting the bit is an exact case fold here.
+template <std::size_t N>
+bool is(std::string_view name, const char (&lowercase)[N]) {
+    constexpr std::size_t n = N - 1;
+    const char* s = name.data();
+    if constexpr (n <= 8) {
+        return (word<n>(s, 0) | case_bits<n>()) == word<n>(lowercase, 0);
+    } else {
+        constexpr std::uint64_t all = case_bits<8>();
+        for (std::size_t at = 0; at + 8 <= n; at += 8)
+            if ((word<8>(s, at) | all) != word<8>(lowercase, at)) return false;
+        return (word<8>(s, n - 8) | all) == word<8>(lowercase, n - 8);
+    }
 }
 
 }  // namespace
@@ -22,41 +48,41 @@ Known classify(std::string_view name) {
     // By length first: most names are compared with nothing.
     switch (name.size()) {
         case 2:
-            if (iequals_lower(name, "te")) return Known::te;
+            if (is(name, "te")) return Known::te;
             break;
         case 3:
-            if (iequals_lower(name, "via")) return Known::via;
+            if (is(name, "via")) return Known::via;
             break;
         case 4:
-            if (iequals_lower(name, "host")) return Known::host;
+            if (is(name, "host")) return Known::host;
             break;
         case 6:
-            if (iequals_lower(name, "expect")) return Known::expect;
+            if (is(name, "expect")) return Known::expect;
             break;
         case 7:
-            if (iequals_lower(name, "trailer")) return Known::trailer;
-            if (iequals_lower(name, "upgrade")) return Known::upgrade;
+            if (is(name, "trailer")) return Known::trailer;
+            if (is(name, "upgrade")) return Known::upgrade;
             break;
         case 10:
-            if (iequals_lower(name, "connection")) return Known::connection;
-            if (iequals_lower(name, "keep-alive")) return Known::keep_alive;
+            if (is(name, "connection")) return Known::connection;
+            if (is(name, "keep-alive")) return Known::keep_alive;
             break;
         case 13:
-            if (iequals_lower(name, "authorization")) return Known::authorization;
+            if (is(name, "authorization")) return Known::authorization;
             break;
         case 14:
-            if (iequals_lower(name, "content-length")) return Known::content_length;
+            if (is(name, "content-length")) return Known::content_length;
             break;
         case 15:
-            if (iequals_lower(name, "x-forwarded-for")) return Known::x_forwarded_for;
+            if (is(name, "x-forwarded-for")) return Known::x_forwarded_for;
             break;
         case 16:
-            if (iequals_lower(name, "proxy-connection")) return Known::proxy_connection;
-            if (iequals_lower(name, "x-forwarded-host")) return Known::x_forwarded_host;
+            if (is(name, "proxy-connection")) return Known::proxy_connection;
+            if (is(name, "x-forwarded-host")) return Known::x_forwarded_host;
             break;
         case 17:
-            if (iequals_lower(name, "transfer-encoding")) return Known::transfer_encoding;
-            if (iequals_lower(name, "x-forwarded-proto")) return Known::x_forwarded_proto;
+            if (is(name, "transfer-encoding")) return Known::transfer_encoding;
+            if (is(name, "x-forwarded-proto")) return Known::x_forwarded_proto;
             break;
         default:
             break;

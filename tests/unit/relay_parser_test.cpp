@@ -14,6 +14,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
 
+#include <cctype>
 #include <cstring>
 #include <sstream>
 #include <string>
@@ -273,6 +274,132 @@ void compare_all(const std::vector<std::string>& bases, bool skip = false) {
     EXPECT_EQ(failures, 0) << "of " << compared << " messages";
     // The corpus is not all one case: most inputs are compared as they are.
     EXPECT_LT(allowed * 10, compared) << allowed << " allowed differences of " << compared;
+}
+
+// ------------------------------------------------------------- classify
+
+TEST(Classify, KnownNamesWhateverTheirCaseAndNothingElse) {
+    using dsgw::proxy::Known;
+    const std::vector<std::pair<std::string, Known>> known = {
+        {"te", Known::te},
+        {"via", Known::via},
+        {"host", Known::host},
+        {"expect", Known::expect},
+        {"trailer", Known::trailer},
+        {"upgrade", Known::upgrade},
+        {"connection", Known::connection},
+        {"keep-alive", Known::keep_alive},
+        {"authorization", Known::authorization},
+        {"content-length", Known::content_length},
+        {"x-forwarded-for", Known::x_forwarded_for},
+        {"proxy-connection", Known::proxy_connection},
+        {"x-forwarded-host", Known::x_forwarded_host},
+        {"transfer-encoding", Known::transfer_encoding},
+        {"x-forwarded-proto", Known::x_forwarded_proto},
+    };
+    const std::string tchars =
+        "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    for (const auto& [name, k] : known) {
+        SCOPED_TRACE(name);
+        std::string upper = name, mixed = name;
+        for (std::size_t i = 0; i < name.size(); ++i) {
+            upper[i] = static_cast<char>(std::toupper(static_cast<unsigned char>(name[i])));
+            if (i % 2 == 0) mixed[i] = upper[i];
+        }
+        EXPECT_EQ(dsgw::proxy::classify(name), k);
+        EXPECT_EQ(dsgw::proxy::classify(upper), k);
+        EXPECT_EQ(dsgw::proxy::classify(mixed), k);
+        // Any other token character in any place makes it another name.
+        for (std::size_t i = 0; i < name.size(); ++i)
+            for (char c : tchars) {
+                if (std::tolower(static_cast<unsigned char>(c)) == name[i]) continue;
+                auto other = mixed;
+                other[i] = c;
+                EXPECT_EQ(dsgw::proxy::classify(other), Known::other) << other;
+            }
+        EXPECT_EQ(dsgw::proxy::classify(name + "s"), Known::other);
+        EXPECT_EQ(dsgw::proxy::classify(name.substr(1)), Known::other);
+    }
+}
+
+// ------------------------------------------------ where we differ on purpose
+
+error_code request_error(std::string_view wire) {
+    RelayParser<true> p;
+    error_code ec;
+    p.put(asio::const_buffer(wire.data(), wire.size()), ec);
+    return ec;
+}
+
+TEST(RelayParser, RefusesObsoleteLineFolding) {
+    // RFC 9112 §5.2: a server may refuse it with 400; joining it is the
+    // other choice, which a server behind us might not make.
+    EXPECT_EQ(request_error("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n"),
+              http::error::bad_value);
+    EXPECT_EQ(request_error("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\n\r\n"),
+              http::error::bad_value);
+    // Whitespace inside and around a value is no folding.
+    EXPECT_EQ(request_error("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1 \t 2\t\r\n\r\n"), error_code{});
+}
+
+TEST(RelayParser, RefusesTransferEncodingThatIsNoListOfCodings) {
+    for (auto value : {"chunked:", "chunked\"", "chunked/", "gzip chunked", "chunked, (x)"}) {
+        SCOPED_TRACE(value);
+        RelayParser<false> p;
+        const auto wire = std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: ") + value +
+                          "\r\n\r\n0\r\n\r\n";
+        error_code ec;
+        p.put(asio::const_buffer(wire.data(), wire.size()), ec);
+        EXPECT_EQ(ec, http::error::bad_transfer_encoding) << ec.message();
+    }
+    // Parameters after a coding are allowed; chunked must come last.
+    RelayParser<false> params;
+    error_code ec;
+    const std::string wire =
+        "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip;q=1, chunked\r\n\r\n0\r\n\r\n";
+    params.put(asio::const_buffer(wire.data(), wire.size()), ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_TRUE(params.chunked());
+    EXPECT_TRUE(params.is_done());
+}
+
+TEST(RelayParser, ChunkExtensionsAreSkippedNotRead) {
+    // Beast refuses "5;" (an empty extension name); the extensions are
+    // dropped anyway, since we write our own chunk framing upstream.
+    RelayParser<true> p;
+    error_code ec;
+    const std::string wire =
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;\r\nhello\r\n0\r\n\r\n";
+    p.put(asio::const_buffer(wire.data(), wire.size()), ec);
+    EXPECT_FALSE(ec) << ec.message();
+    EXPECT_TRUE(p.is_done());
+    EXPECT_EQ(p.piece_bytes(), 5u);
+    // A control byte in an extension still is an error.
+    EXPECT_EQ(request_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "5;a\x01\r\nhello\r\n0\r\n\r\n"),
+              http::error::bad_chunk_extension);
+    // So is a chunk-size line without its CR.
+    EXPECT_EQ(request_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "5\nhello\r\n0\r\n\r\n"),
+              http::error::bad_chunk);
+}
+
+TEST(RelayParser, ChunkSizeLineHasABound) {
+    RelayParser<true> p;
+    error_code ec;
+    const std::string head = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n";
+    auto used = p.put(asio::const_buffer(head.data(), head.size()), ec);
+    ASSERT_FALSE(ec);
+    ASSERT_EQ(used, head.size());
+    // An extension that never ends is refused rather than buffered.
+    const std::string line = "5;" + std::string(5000, 'x');
+    p.put(asio::const_buffer(line.data(), line.size()), ec);
+    EXPECT_EQ(ec, http::error::bad_chunk);
+    RelayParser<true> q;
+    q.put(asio::const_buffer(head.data(), head.size()), ec);
+    const std::string shorter = "5;" + std::string(100, 'x');
+    EXPECT_EQ(q.put(asio::const_buffer(shorter.data(), shorter.size()), ec), 0u);
+    EXPECT_EQ(ec, http::error::need_more) << "a line still arriving";
 }
 
 TEST(RelayParserVsBeast, Requests) {

@@ -41,7 +41,8 @@ enum class Known : std::uint8_t {
     x_forwarded_proto,
 };
 
-// Which Known name `name` is (ASCII case-insensitive).
+// Which Known name `name`, a token (RFC 9110 §5.6.2), is (ASCII
+// case-insensitive).
 Known classify(std::string_view name);
 
 struct Field {
