@@ -6,7 +6,9 @@ namespace dsgw::proxy {
 
 namespace {
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c; }
+char lower(char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c | 0x20) : c;
+}
 
 // Bytes [at, at + n) of s as a little-endian word, n <= 8.
 template <std::size_t n>

@@ -798,9 +798,9 @@ private:
     // send_now() first themselves, so a write that goes at once costs no
     // coroutine.
     Task<error_code> finish_upstream_write(std::size_t done) {
-        auto [ec, n] = co_await write_rest_of_iov(conn_->socket, conn_->tls.get(), done,
-                                                  Phase::upstream_write,
-                                                  upstream_->config().timeouts.idle);
+        auto [ec, n] =
+            co_await write_rest_of_iov(conn_->socket, conn_->tls.get(), done, Phase::upstream_write,
+                                       upstream_->config().timeouts.idle);
         co_return ec;
     }
 

@@ -203,7 +203,8 @@ TEST_F(Limits, SmugglingAttemptsGet400AndClose) {
         // A folded line: joined by some servers, a separate line to others.
         {"obsolete line folding",
          post + "X-A: 1\r\n Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\nabcd"},
-        {"Transfer-Encoding chunked with junk", post + "Transfer-Encoding: chunked:\r\n\r\n0\r\n\r\n"},
+        {"Transfer-Encoding chunked with junk",
+         post + "Transfer-Encoding: chunked:\r\n\r\n0\r\n\r\n"},
     };
     for (const auto& tc : cases) {
         SCOPED_TRACE(tc.name);

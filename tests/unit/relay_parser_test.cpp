@@ -346,8 +346,8 @@ TEST(RelayParser, RefusesTransferEncodingThatIsNoListOfCodings) {
     for (auto value : {"chunked:", "chunked\"", "chunked/", "gzip chunked", "chunked, (x)"}) {
         SCOPED_TRACE(value);
         RelayParser<false> p;
-        const auto wire = std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: ") + value +
-                          "\r\n\r\n0\r\n\r\n";
+        const auto wire =
+            std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: ") + value + "\r\n\r\n0\r\n\r\n";
         error_code ec;
         p.put(asio::const_buffer(wire.data(), wire.size()), ec);
         EXPECT_EQ(ec, http::error::bad_transfer_encoding) << ec.message();
