@@ -48,16 +48,43 @@ public:
     }
     HeadWriter(const HeadWriter&) = delete;
     HeadWriter& operator=(const HeadWriter&) = delete;
-    ~HeadWriter() { out_.resize(static_cast<std::size_t>(p_ - out_.data())); }
-
-    void put(std::string_view s) {
-        room(s.size());
-        std::memcpy(p_, s.data(), s.size());
-        p_ += s.size();
+    ~HeadWriter() {
+        end_lines();
+        out_.resize(static_cast<std::size_t>(p_ - out_.data()));
     }
-    void put(char c) {
+
+    // put(), number(), field() and framing() write at once: after line()s,
+    // end_lines() comes first.
+    [[gnu::always_inline]] void put(std::string_view s) { copy(s.data(), s.size()); }
+    [[gnu::always_inline]] void put(char c) {
         room(1);
         *p_++ = c;
+    }
+    // A field passed on unchanged. A line received as "Name: value\r\n" is
+    // copied as it came, and such lines that were adjacent go out with one
+    // copy; any other spacing is written anew.
+    void line(const Field& f) {
+        const char* start = f.name.data();
+        const bool canonical =
+            f.line_size == f.name.size() + f.value.size() + 4 && start[f.name.size() + 1] == ' ';
+        if (!canonical) {
+            end_lines();
+            field(f.name, f.value);
+            return;
+        }
+        if (run_ && run_ + run_size_ == start) {
+            run_size_ += f.line_size;
+            return;
+        }
+        end_lines();
+        run_ = start;
+        run_size_ = f.line_size;
+    }
+    // Copies the lines line() has gathered.
+    void end_lines() {
+        if (!run_) return;
+        copy(run_, run_size_);
+        run_ = nullptr;
     }
     void number(std::uint64_t v) {
         char digits[20];
@@ -87,8 +114,16 @@ public:
     }
 
 private:
-    void room(std::size_t n) {
-        if (static_cast<std::size_t>(end_ - p_) >= n) return;
+    [[gnu::always_inline]] void copy(const char* s, std::size_t n) {
+        room(n);
+        std::memcpy(p_, s, n);
+        p_ += n;
+    }
+    [[gnu::always_inline]] void room(std::size_t n) {
+        if (static_cast<std::size_t>(end_ - p_) < n) [[unlikely]]
+            grow(n);
+    }
+    [[gnu::noinline]] void grow(std::size_t n) {
         const auto at = static_cast<std::size_t>(p_ - out_.data());
         out_.resize(2 * (at + n));
         p_ = out_.data() + at;
@@ -98,11 +133,13 @@ private:
     std::string& out_;
     char* p_ = nullptr;
     char* end_ = nullptr;
+    const char* run_ = nullptr;  // lines to copy as received, not yet copied
+    std::size_t run_size_ = 0;
 };
 
 // What a head's own fields can take when written back: the head as received
-// plus one byte per field (": " where it had ":"), with room for the status
-// or request line, the framing and Connection lines.
+// (fields passed on are copied as they came), one byte per field to spare,
+// and room for the status or request line, the framing and Connection lines.
 std::size_t bound_for(const Head& h) {
     return h.wire_size() + h.fields().size() + 128;
 }
@@ -181,8 +218,9 @@ void build_upstream_request_head(const RequestHead& req, const ForwardContext& c
             default:
                 if (hop_by_hop(f.known, f.name, conn)) continue;
         }
-        w.field(f.name, f.value);
+        w.line(f);
     }
+    w.end_lines();
     if (host.empty()) w.field("Host", ctx.default_host);
     w.framing(framing, body_length);
     w.field("X-Forwarded-For", xff);
@@ -220,8 +258,9 @@ void build_client_response_head(const ResponseHead& res, Framing framing, std::u
         // the body it would have sent, and is passed on as it is.
         if (f.known == Known::content_length && framing != Framing::none) continue;
         if (hop_by_hop(f.known, f.name, conn)) continue;
-        w.field(f.name, f.value);
+        w.line(f);
     }
+    w.end_lines();
     w.framing(framing, body_length);
     if (!keep_alive)
         w.put("Connection: close\r\n");

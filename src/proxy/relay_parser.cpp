@@ -153,7 +153,7 @@ const char* skip_text(const char* p) {
 // stops in it). On success q is at the next line.
 template <bool padded>
 bool parse_field_line(const char*& q, std::string_view& name, std::string_view& value,
-                      boost::system::error_code& ec) {
+                      std::uint32_t& line_size, boost::system::error_code& ec) {
     const char* p = q;
     const char* const name_start = p;
     while (in(kToken, *p)) ++p;
@@ -182,6 +182,7 @@ bool parse_field_line(const char*& q, std::string_view& name, std::string_view& 
         ec = error::bad_value;
         return false;
     }
+    line_size = static_cast<std::uint32_t>(p - name_start);
     q = p;
     return true;
 }
@@ -294,7 +295,9 @@ bool RelayParser<isRequest>::parse_head(const char*& p, const char* end, error_c
     // One copy of the head, in the arena: the fields are views into it, and
     // stay valid when the caller consumes and reuses its buffer.
     const auto size = static_cast<std::size_t>(eom - p);
-    char* const copy = static_cast<char*>(mr_->allocate(size + kPadding, 1));
+    copy_size_ = size + kPadding;
+    copy_ = static_cast<char*>(mr_->allocate(copy_size_, 1));
+    char* const copy = copy_;
     std::memcpy(copy, p, size);
     std::memset(copy + size, 0, kPadding);
     head_.wire_size_ = size;
@@ -312,7 +315,7 @@ bool RelayParser<isRequest>::parse_head(const char*& p, const char* end, error_c
             break;
         }
         Field f;
-        if (!parse_field_line<true>(q, f.name, f.value, ec)) return false;
+        if (!parse_field_line<true>(q, f.name, f.value, f.line_size, ec)) return false;
         f.known = classify(f.name);
         if (f.known != Known::other && !on_field(f, ec)) return false;
         head_.fields_.push_back(f);
@@ -577,7 +580,8 @@ bool RelayParser<isRequest>::parse_trailer(const char*& p, const char* end, erro
     const char* q = p;
     while (q != eom - 2) {
         std::string_view name, value;
-        if (!parse_field_line<false>(q, name, value, ec)) return false;
+        std::uint32_t line_size = 0;
+        if (!parse_field_line<false>(q, name, value, line_size, ec)) return false;
     }
     p = eom;
     state_ = State::done;

@@ -34,6 +34,11 @@ public:
 
     explicit RelayParser(std::pmr::memory_resource* mr = std::pmr::get_default_resource())
         : mr_(mr), head_(mr), pieces_(mr) {}
+    // The head's copy goes back to the resource (a no-op for the session's
+    // arena, which releases everything at the end of the exchange).
+    ~RelayParser() {
+        if (copy_) mr_->deallocate(copy_, copy_size_, 1);
+    }
     RelayParser(const RelayParser&) = delete;
     RelayParser& operator=(const RelayParser&) = delete;
 
@@ -109,6 +114,8 @@ private:
     std::uint64_t length_ = 0;  // Content-Length
     std::uint64_t left_ = 0;    // of the body or the current chunk
     std::uint64_t body_seen_ = 0;
+    char* copy_ = nullptr;  // of the head, in mr_
+    std::size_t copy_size_ = 0;
     std::size_t scanned_ = 0;  // head bytes known to hold no end of head
     std::uint32_t header_limit_ = 8192;
     State state_ = State::head;

@@ -211,6 +211,28 @@ TEST(UpstreamRequestHead, KeepsEndToEndHeadersInOrderWithDuplicatesAndCase) {
         << head;
 }
 
+// Fields passed on keep their order; each goes out as "Name: value", in one
+// copy with its neighbours when it came that way, rewritten when it came with
+// other spacing. A dropped field in between changes nothing else.
+TEST(UpstreamRequestHead, PassesFieldLinesOnInOrderNormalised) {
+    auto head = upstream_head(
+        "GET / HTTP/1.1\r\nX-A: 1\r\nx-b:  two words \t\r\nConnection: x-c\r\n"
+        "X-C: gone\r\nAccept:\t*/*\r\nHost: h\r\nX-Empty: \r\nContent-Length: 0\r\n\r\n");
+    EXPECT_EQ(head.find("GET / HTTP/1.1\r\nX-A: 1\r\nx-b: two words\r\nAccept: */*\r\nHost: "
+                        "h\r\nX-Empty: \r\n"),
+              0u)
+        << head;
+    EXPECT_EQ(head.find("X-C"), std::string::npos) << head;
+}
+
+TEST(ClientResponseHead, PassesFieldLinesOnInOrderNormalised) {
+    auto head = client_head(
+        "HTTP/1.1 200 OK\r\nServer:mock\r\nContent-Length: 2\r\nX-Id:  7 \r\nX-Ok: y\r\n\r\n",
+        Framing::content_length, 2, true);
+    EXPECT_EQ(head,
+              "HTTP/1.1 200 OK\r\nServer: mock\r\nX-Id: 7\r\nX-Ok: y\r\nContent-Length: 2\r\n\r\n");
+}
+
 TEST(UpstreamRequestHead, ReplacesClientSentForwardedHeaders) {
     auto head = upstream_head(
         "GET / HTTP/1.1\r\n"

@@ -49,6 +49,9 @@ struct Field {
     std::string_view name;   // as received
     std::string_view value;  // without surrounding whitespace
     Known known = Known::other;
+    // The whole line as received, from name.data(), CRLF included: a field
+    // passed on unchanged is copied as it came.
+    std::uint32_t line_size = 0;
 };
 
 class Head {
