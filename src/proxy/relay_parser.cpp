@@ -272,23 +272,16 @@ bool RelayParser<isRequest>::parse_head(const char*& p, const char* end, error_c
         ec = error::need_more;
         return false;
     }
-    const char* const limit = p + std::min<std::size_t>(n, header_limit_);
-    const char* resume = nullptr;
-    const char* const eom =
-        find_eom(p, p + std::min<std::size_t>(scanned_, limit - p), limit, resume);
+    const char* const eom = find_section_end(p, end, ec);
     if (!eom) {
-        if (n >= header_limit_) {
-            ec = error::header_limit;
-            return false;
-        }
-        scanned_ = static_cast<std::size_t>(resume - p);
         // A start line that is already wrong is refused now, not once the
         // head is complete (or the header timeout ends the wait).
-        if (const void* nl = std::memchr(p, '\n', static_cast<std::size_t>(limit - p))) {
+        const auto seen = std::min<std::size_t>(n, header_limit_);
+        const void* nl = ec == error::need_more ? std::memchr(p, '\n', seen) : nullptr;
+        if (nl) {
             const char* q = p;
-            if (!parse_start_line(q, static_cast<const char*>(nl), ec)) return false;
+            if (parse_start_line(q, static_cast<const char*>(nl), ec)) ec = error::need_more;
         }
-        ec = error::need_more;
         return false;
     }
 
@@ -323,6 +316,28 @@ bool RelayParser<isRequest>::parse_head(const char*& p, const char* end, error_c
     p = eom;
     finish_head(ec);
     return !ec;
+}
+
+// The end of a head or a trailer section that starts at p: the position
+// after its "\r\n\r\n", which must come within header_limit_ bytes. Null
+// with ec set otherwise: header_limit, or need_more (scanned_ remembers how
+// far it looked, for the next call with the same start).
+template <bool isRequest>
+const char* RelayParser<isRequest>::find_section_end(const char* p, const char* end,
+                                                     error_code& ec) {
+    const auto n = static_cast<std::size_t>(end - p);
+    const char* const limit = p + std::min<std::size_t>(n, header_limit_);
+    const char* resume = nullptr;
+    const char* const eom =
+        find_eom(p, p + std::min<std::size_t>(scanned_, limit - p), limit, resume);
+    if (eom) return eom;
+    if (n >= header_limit_) {
+        ec = error::header_limit;
+        return nullptr;
+    }
+    scanned_ = static_cast<std::size_t>(resume - p);
+    ec = error::need_more;
+    return nullptr;
 }
 
 // The start line is [q, nl], nl at its '\n'. On success q is past it.
@@ -564,19 +579,8 @@ bool RelayParser<isRequest>::parse_trailer(const char*& p, const char* end, erro
         state_ = State::done;
         return true;
     }
-    const char* const limit = p + std::min<std::size_t>(n, header_limit_);
-    const char* resume = nullptr;
-    const char* const eom =
-        find_eom(p, p + std::min<std::size_t>(scanned_, limit - p), limit, resume);
-    if (!eom) {
-        if (n >= header_limit_) {
-            ec = error::header_limit;
-            return false;
-        }
-        scanned_ = static_cast<std::size_t>(resume - p);
-        ec = error::need_more;
-        return false;
-    }
+    const char* const eom = find_section_end(p, end, ec);
+    if (!eom) return false;
     const char* q = p;
     while (q != eom - 2) {
         std::string_view name, value;

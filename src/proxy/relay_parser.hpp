@@ -98,6 +98,7 @@ private:
     };
 
     bool parse_head(const char*& p, const char* end, error_code& ec);
+    const char* find_section_end(const char* p, const char* end, error_code& ec);
     bool parse_start_line(const char*& q, const char* nl, error_code& ec);
     bool on_field(const Field& f, error_code& ec);
     void finish_head(error_code& ec);
