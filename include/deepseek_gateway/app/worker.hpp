@@ -7,10 +7,11 @@
 // Everything here runs on the worker thread except where a comment says "from
 // any thread": the App reaches a worker by post()ing to io().
 
-#include "deepseek_gateway/util/delay_queue.hpp"
 #include "deepseek_gateway/log/access_log.hpp"
 #include "deepseek_gateway/upstream/pool.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
+#include "deepseek_gateway/util/block_cache.hpp"
+#include "deepseek_gateway/util/delay_queue.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -145,7 +146,9 @@ private:
     // 10 ms: a client that hangs up is noticed within 20 ms (issue 2 asks
     // for 100 ms), and a request answered sooner never arms a watch.
     util::DelayQueue watch_queue_{io_, std::chrono::milliseconds(10)};
-    std::pmr::unsynchronized_pool_resource header_memory_;
+    // Up to 64 free blocks of up to 8 KiB: the arenas' first blocks (2 KiB
+    // and what the arena adds for itself), reused without a pool's search.
+    util::BlockCache header_memory_{64, 8 * 1024};
     std::shared_ptr<const upstream::Runtime> runtime_;
     std::shared_ptr<log::AccessLog> access_log_;
     std::vector<std::unique_ptr<net::Listener>> listeners_;
