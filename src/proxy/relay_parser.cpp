@@ -274,13 +274,22 @@ bool RelayParser<isRequest>::parse_head(const char*& p, const char* end, error_c
     }
     const char* const eom = find_section_end(p, end, ec);
     if (!eom) {
-        // A start line that is already wrong is refused now, not once the
-        // head is complete (or the header timeout ends the wait).
-        const auto seen = std::min<std::size_t>(n, header_limit_);
-        const void* nl = ec == error::need_more ? std::memchr(p, '\n', seen) : nullptr;
-        if (nl) {
-            const char* q = p;
-            if (parse_start_line(q, static_cast<const char*>(nl), ec)) ec = error::need_more;
+        // The start line is checked as soon as it is complete: a wrong one is
+        // refused now, not once the head is complete (or the header timeout
+        // ends the wait). A good one is kept, in a copy of its own, so a head
+        // refused later (431) is still logged with its method and target.
+        if (!line_copy_) {
+            const auto seen = std::min<std::size_t>(n, header_limit_);
+            if (const void* nl = std::memchr(p, '\n', seen)) {
+                const auto size = static_cast<std::size_t>(static_cast<const char*>(nl) + 1 - p);
+                line_copy_size_ = size;
+                line_copy_ = static_cast<char*>(mr_->allocate(size, 1));
+                std::memcpy(line_copy_, p, size);
+                const char* q = line_copy_;
+                const error_code pending = ec;
+                if (!parse_start_line(q, line_copy_ + size - 1, ec)) return false;
+                ec = pending;
+            }
         }
         return false;
     }

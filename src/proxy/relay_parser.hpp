@@ -38,6 +38,7 @@ public:
     // arena, which releases everything at the end of the exchange).
     ~RelayParser() {
         if (copy_) mr_->deallocate(copy_, copy_size_, 1);
+        if (line_copy_) mr_->deallocate(line_copy_, line_copy_size_, 1);
     }
     RelayParser(const RelayParser&) = delete;
     RelayParser& operator=(const RelayParser&) = delete;
@@ -117,6 +118,8 @@ private:
     std::uint64_t body_seen_ = 0;
     char* copy_ = nullptr;  // of the head, in mr_
     std::size_t copy_size_ = 0;
+    char* line_copy_ = nullptr;  // of the start line of a head still arriving
+    std::size_t line_copy_size_ = 0;
     std::size_t scanned_ = 0;  // head bytes known to hold no end of head
     std::uint32_t header_limit_ = 8192;
     State state_ = State::head;

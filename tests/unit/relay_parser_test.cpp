@@ -400,6 +400,25 @@ TEST(RelayParser, ChunkExtensionsAreSkippedNotRead) {
               http::error::bad_chunk);
 }
 
+// The views of a head point into memory of the parser's own: the caller's
+// buffer may move between reads (flat_buffer does) before the head is
+// refused, and the log still reads the method and target.
+TEST(RelayParser, StartLineOfAHeadRefusedLaterOutlivesTheCallersBuffer) {
+    RelayParser<true> p;
+    p.header_limit(64);
+    error_code ec;
+    std::string first = "POST /v1/chat/completions HTTP/1.1\r\nHost: a\r\n";
+    EXPECT_EQ(p.put(asio::const_buffer(first.data(), first.size()), ec), 0u);
+    EXPECT_EQ(ec, http::error::need_more);
+    std::string more = first + "X-Long: " + std::string(64, 'x') + "\r\n";
+    std::fill(first.begin(), first.end(), '#');  // the old buffer is gone
+    p.put(asio::const_buffer(more.data(), more.size()), ec);
+    EXPECT_EQ(ec, http::error::header_limit);
+    std::fill(more.begin(), more.end(), '#');
+    EXPECT_EQ(p.head().method_string(), "POST");
+    EXPECT_EQ(p.head().target(), "/v1/chat/completions");
+}
+
 TEST(RelayParser, ChunkSizeLineHasABound) {
     RelayParser<true> p;
     error_code ec;
