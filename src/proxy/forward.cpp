@@ -3,7 +3,6 @@
 #include <boost/beast/core/string.hpp>
 #include <boost/beast/http/status.hpp>
 
-#include <array>
 #include <cstring>
 
 namespace dsgw::proxy {
@@ -11,11 +10,6 @@ namespace dsgw::proxy {
 namespace {
 
 using boost::beast::iequals;
-
-// RFC 9110 §7.6.1 plus the framing headers we always rewrite ourselves.
-constexpr std::array<std::string_view, 7> kHopByHop = {
-    "connection", "keep-alive", "proxy-connection", "te", "transfer-encoding", "upgrade",
-    "trailer"};
 
 std::string_view trim(std::string_view s) {
     while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -144,9 +138,9 @@ std::size_t bound_for(const Head& h) {
     return h.wire_size() + h.fields().size() + 128;
 }
 
-// is_hop_by_hop() by the parser's classification: the seven hop-by-hop
-// names are all Known, so any other field is hop-by-hop only when the
-// Connection header lists it.
+// RFC 9110 §7.6.1 plus the framing headers we always rewrite ourselves, by
+// the parser's classification: the seven names are all Known, so any other
+// field is hop-by-hop only when the Connection header lists it.
 bool hop_by_hop(Known k, std::string_view name, std::string_view connection) {
     switch (k) {
         case Known::connection:
@@ -165,9 +159,7 @@ bool hop_by_hop(Known k, std::string_view name, std::string_view connection) {
 }  // namespace
 
 bool is_hop_by_hop(std::string_view name, std::string_view connection) {
-    for (auto h : kHopByHop)
-        if (iequals(name, h)) return true;
-    return in_token_list(name, connection);
+    return hop_by_hop(classify(name), name, connection);
 }
 
 std::string connection_tokens(const Head& h) {

@@ -30,9 +30,10 @@ struct ForwardContext {
     bool strip_authorization = false;  // the gateway checked the API key itself
 };
 
-// True when `name` is hop-by-hop: one of RFC 9110 §7.6.1's fixed list, or a
-// name listed in `connection` (the value(s) of the request's Connection header,
-// comma separated).
+// True when `name` (a field name: a token) is hop-by-hop: one of RFC 9110
+// §7.6.1's fixed list (with the framing headers), or a name listed in
+// `connection` (the value(s) of the request's Connection header, comma
+// separated). The same test the head writers apply to each field.
 bool is_hop_by_hop(std::string_view name, std::string_view connection);
 
 // Appends the request head we send upstream (always HTTP/1.1, ends with the
