@@ -1,5 +1,7 @@
 #include "relay_parser.hpp"
 
+#include <boost/beast/core/string.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
@@ -13,6 +15,7 @@ namespace dsgw::proxy {
 namespace {
 
 using error = boost::beast::http::error;
+using boost::beast::iequals;
 
 // A chunk-size line longer than this (extensions included) is refused.
 constexpr std::size_t kMaxChunkLine = 4096;
@@ -59,16 +62,6 @@ int unhex(char c) {
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;
     return -1;
-}
-
-bool iequals(std::string_view a, std::string_view lowercase) {
-    if (a.size() != lowercase.size()) return false;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        char c = a[i];
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c | 0x20);
-        if (c != lowercase[i]) return false;
-    }
-    return true;
 }
 
 std::string_view trim(std::string_view s) {
