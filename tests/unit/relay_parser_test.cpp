@@ -652,8 +652,9 @@ TEST(RelayParser, BodyLimitChunked) {
     EXPECT_LE(body.size(), 10u);
 }
 
-// Smuggling shapes refused in the head, as Beast does (basic_parser.ipp, do_field).
-error_code head_error(std::string_view raw) {
+// The error one put() of a whole request gives. Smuggling shapes are refused
+// in the head, as Beast does (basic_parser.ipp, do_field).
+error_code put_error(std::string_view raw) {
     RelayParser<true> p;
     error_code ec;
     p.put(asio::const_buffer(raw.data(), raw.size()), ec);
@@ -661,24 +662,24 @@ error_code head_error(std::string_view raw) {
 }
 
 TEST(RelayParser, RejectsContentLengthWithTransferEncoding) {
-    EXPECT_EQ(head_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
-                         "Transfer-Encoding: chunked\r\n\r\n"),
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n"),
               http::error::bad_transfer_encoding);
     // The other order is reported against the Content-Length field.
-    EXPECT_EQ(head_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-                         "Content-Length: 5\r\n\r\n"),
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                        "Content-Length: 5\r\n\r\n"),
               http::error::bad_content_length);
 }
 
 TEST(RelayParser, RejectsConflictingContentLengths) {
-    EXPECT_EQ(head_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
-                         "Content-Length: 6\r\n\r\n"),
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                        "Content-Length: 6\r\n\r\n"),
               http::error::multiple_content_length);
-    EXPECT_EQ(head_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n"),
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n"),
               http::error::multiple_content_length);
     // Repeated with the same value is one length (RFC 9110 §8.6).
-    EXPECT_EQ(head_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
-                         "Content-Length: 5\r\n\r\n"),
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
+                        "Content-Length: 5\r\n\r\n"),
               error_code{});
 }
 
@@ -686,13 +687,13 @@ TEST(RelayParser, RejectsInvalidContentLength) {
     for (auto value : {"abc", "-1", "", "5 5", "0x10", "1,", "99999999999999999999999"}) {
         auto raw =
             std::string("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ") + value + "\r\n\r\n";
-        EXPECT_EQ(head_error(raw), http::error::bad_content_length) << "value \"" << value << '"';
+        EXPECT_EQ(put_error(raw), http::error::bad_content_length) << "value \"" << value << '"';
     }
 }
 
 TEST(RelayParser, RejectsTransferEncodingChunkedTwice) {
-    EXPECT_EQ(head_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
-                         "Transfer-Encoding: chunked\r\n\r\n"),
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n"),
               http::error::bad_transfer_encoding);
 }
 
@@ -701,12 +702,12 @@ TEST(RelayParser, RejectsTransferEncodingChunkedTwice) {
 TEST(RelayParser, RefusesObsoleteLineFolding) {
     // RFC 9112 §5.2: a server may refuse it with 400; joining it is the
     // other choice, which a server behind us might not make.
-    EXPECT_EQ(head_error("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n"),
+    EXPECT_EQ(put_error("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n"),
               http::error::bad_value);
-    EXPECT_EQ(head_error("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\n\r\n"),
+    EXPECT_EQ(put_error("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n\t2\r\n\r\n"),
               http::error::bad_value);
     // Whitespace inside and around a value is no folding.
-    EXPECT_EQ(head_error("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1 \t 2\t\r\n\r\n"), error_code{});
+    EXPECT_EQ(put_error("GET / HTTP/1.1\r\nHost: a\r\nX-A: 1 \t 2\t\r\n\r\n"), error_code{});
 }
 
 TEST(RelayParser, RefusesTransferEncodingThatIsNoListOfCodings) {
@@ -742,12 +743,12 @@ TEST(RelayParser, ChunkExtensionsAreSkippedNotRead) {
     EXPECT_TRUE(p.is_done());
     EXPECT_EQ(p.piece_bytes(), 5u);
     // A control byte in an extension still is an error.
-    EXPECT_EQ(head_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                         "5;a\x01\r\nhello\r\n0\r\n\r\n"),
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "5;a\x01\r\nhello\r\n0\r\n\r\n"),
               http::error::bad_chunk_extension);
     // So is a chunk-size line without its CR.
-    EXPECT_EQ(head_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-                         "5\nhello\r\n0\r\n\r\n"),
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "5\nhello\r\n0\r\n\r\n"),
               http::error::bad_chunk);
 }
 
