@@ -3,14 +3,14 @@
 # keep-alive, small JSON completion, CONNS connections), loopback only:
 #   1. perf record (cpu-clock sampling; works without hardware counters) ->
 #      the top functions, self and with children;
-#   2. strace -c -f -> syscalls per request (strace slows the gateway down a
-#      lot: only the counts per request mean anything, not the rate);
+#   2. syscalls: perf stat on the syscall tracepoints -> syscalls per request,
+#      and the reads that found nothing (EAGAIN);
 #   3. allocs: malloc calls per request, counted with a uprobe on libc's malloc
 #      (perf probe; removed again at exit; slow too, only the count matters).
 # The gateway runs on PROXY_CPU (1), wrk and the mock on LOAD_CPU (0), as in run.sh.
 #
 # Usage: bench/profile.sh            (env: DURATION=8 CONNS=64 WORKERS=1 SKIP_BUILD=1 PORT=18090
-#                                      OUT=bench/results/profile-DATE; TOOLS="perf strace allocs")
+#                                      OUT=bench/results/profile-DATE; TOOLS="perf syscalls allocs")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8}
@@ -18,13 +18,13 @@ CONNS=${CONNS:-64}
 WORKERS=${WORKERS:-1}
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
-TOOLS=${TOOLS:-perf strace allocs}
+TOOLS=${TOOLS:-perf syscalls allocs}
 export BUILD_DIR=build-release BUILD_TYPE=Release
 [ -n "${SKIP_BUILD:-}" ] || scripts/build.sh >/dev/null
 bin="$PWD/$BUILD_DIR"
 out=${OUT:-bench/results/profile-$(date -u +%Y-%m-%dT%H%MZ)}
 mkdir -p "$out"
-for c in perf strace wrk taskset; do command -v "$c" >/dev/null || { echo "$c missing (apt-get install linux-perf strace wrk)" >&2; exit 1; }; done
+for c in perf wrk taskset; do command -v "$c" >/dev/null || { echo "$c missing (apt-get install linux-perf wrk)" >&2; exit 1; }; done
 
 tmp=$(mktemp -d)
 pids=()
@@ -71,19 +71,27 @@ if [[ " $TOOLS " == *" perf "* ]]; then
   echo "-- top functions (with children)" && head -40 "$out/perf-children.txt"
 fi
 
-if [[ " $TOOLS " == *" strace "* ]]; then
-  echo "== strace -c: 3 s of scenario a" >&2
-  strace -c -f -qq -p "$gw" -o "$out/strace.txt" &
+if [[ " $TOOLS " == *" syscalls "* ]]; then
+  # Counted with perf's syscall tracepoints, which barely slow the gateway.
+  # strace -c did, so much that reads which find nothing (EAGAIN) vanished
+  # from its counts: the peers had answered by the time the slowed gateway
+  # read. The EAGAIN line counts failed reads.
+  echo "== syscalls: 3 s of scenario a" >&2
+  names=(recvfrom recvmsg sendmsg sendto writev epoll_wait epoll_ctl timerfd_settime setsockopt getsockopt ioctl)
+  events=()
+  for n in "${names[@]}"; do events+=(-e "syscalls:sys_enter_$n"); done
+  events+=(-e syscalls:sys_exit_recvfrom --filter 'ret == -11' -e syscalls:sys_exit_recvmsg --filter 'ret == -11')
+  perf stat -x, "${events[@]}" -p "$gw" -o "$out/syscalls.txt" -- sleep 3.5 2>"$tmp/syscalls.err" &
   sp=$!
-  sleep 0.5
-  line=$(load 3s)
   sleep 0.2
-  kill -INT "$sp" 2>/dev/null || true
-  wait "$sp" 2>/dev/null || true
+  line=$(load 3s)
+  wait "$sp" || cat "$tmp/syscalls.err" >&2
   reqs=$(grep -oE 'requests=[0-9]+' <<<"$line" | cut -d= -f2)
   echo "-- syscalls per request ($reqs requests)"
-  awk -v r="$reqs" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
-      printf "%-16s %8.2f per request\n", $NF, $4 / r }' "$out/strace.txt" | sort -k2 -nr
+  awk -F, -v r="$reqs" '$3 ~ /^syscalls:/ && $1 ~ /^[0-9]+$/ && $1 > 0 {
+      n = $3; sub(/^syscalls:sys_enter_/, "", n); sub(/^syscalls:sys_exit_/, "EAGAIN from ", n)
+      printf "%-22s %8.2f per request\n", n, $1 / r }' "$out/syscalls.txt" | sort -k2 -nr |
+    tee "$out/syscalls-per-request.txt"
 fi
 if [[ " $TOOLS " == *" allocs "* ]]; then
   echo "== allocs: malloc calls during 3 s of scenario a (8 connections)" >&2

@@ -1,4 +1,4 @@
-#include "relay_parser.hpp"
+#include "proxy/relay_parser.hpp"
 
 #include <boost/beast/core/string.hpp>
 

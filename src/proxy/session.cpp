@@ -32,7 +32,8 @@
 #include "deepseek_gateway/proxy/forward.hpp"
 #include "deepseek_gateway/tls/context.hpp"
 #include "deepseek_gateway/tls/server_stream.hpp"
-#include "relay_parser.hpp"
+#include "net/tcp_read.hpp"
+#include "proxy/relay_parser.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -100,10 +101,11 @@ Task<IoResult> tls_write(tls::ServerStream& t, asio::const_buffer b) {
 // operation's awaitable as it is, so no frame is allocated for it (our TLS
 // stream's read is a coroutine of its own).
 template <class Tls>
-Task<IoResult> read_some(net::Socket& s, Tls* tls, beast::flat_buffer& buf, std::size_t read_size) {
+Task<IoResult> read_some(net::ad::reactor& reactor, net::Socket& s, Tls* tls,
+                         beast::flat_buffer& buf, std::size_t read_size) {
     auto space = buf.prepare(read_size);
     if (tls) return tls_read(*tls, space);
-    return s.async_read_some(space, nothrow);
+    return net::async_read_hinted(reactor, s, space, nothrow);
 }
 
 // A plain write: sendmsg(2) at once, from here. It usually takes everything,
@@ -191,6 +193,7 @@ public:
     ClientSession(app::Worker& worker, net::Listener& listener, net::Socket socket,
                   const access::Admission& admission)
         : worker_(worker),
+          reactor_(net::reactor_of(worker.io())),
           listener_(listener),
           client_(std::move(socket)),
           timer_(worker.io()),
@@ -222,6 +225,8 @@ public:
         // For write_now(); the TLS stream has set it already. Asio would set
         // it at the first read anyway, so this costs no extra system call.
         if (!client_.non_blocking()) client_.non_blocking(true, ec);
+        // Plain reads learn whether they drained the socket (net/tcp_read.hpp).
+        if (!client_tls_) net::enable_read_hint(client_);
         worker_.session_started();
         worker_.add_session(this);
     }
@@ -531,7 +536,7 @@ private:
             if (req_->is_header_done()) break;
             if (worker_.draining() && !got_bytes) co_return false;
 
-            auto [rec, n] = co_await read_some(client_, client_tls_.get(), client_buf_,
+            auto [rec, n] = co_await read_some(reactor_, client_, client_tls_.get(), client_buf_,
                                                client_read_size_);
             if (rec) {
                 bool head_timeout = timed_out(Phase::request_head);
@@ -954,6 +959,7 @@ private:
         error_code ignored;
         conn_->socket.set_option(tcp::no_delay(true), ignored);
         conn_->socket.non_blocking(true, ignored);  // for write_now()
+        if (!upstream_->tls()) net::enable_read_hint(conn_->socket);
         const auto hec = co_await upstream_handshake(server);
         if (hec) {
             timeout = timed_out(Phase::connect);
@@ -979,7 +985,7 @@ private:
         const auto& limits = cfg().limits;
         while (!req_->is_done()) {
             arm(Phase::request_body, limits.client_idle);
-            auto [rec, n] = co_await read_some(client_, client_tls_.get(), client_buf_,
+            auto [rec, n] = co_await read_some(reactor_, client_, client_tls_.get(), client_buf_,
                                                client_read_size_);
             const bool timeout = timed_out(Phase::request_body);
             disarm();
@@ -1063,8 +1069,8 @@ private:
                 }
                 break;
             }
-            auto [rec, n] = co_await read_some(conn_->socket, conn_->tls.get(), conn_->buffer,
-                                               conn_->read_size);
+            auto [rec, n] = co_await read_some(reactor_, conn_->socket, conn_->tls.get(),
+                                               conn_->buffer, conn_->read_size);
             if (rec) {
                 const bool timeout = timed_out(Phase::first_byte) || timed_out(Phase::response_body);
                 disarm();
@@ -1196,8 +1202,8 @@ private:
             if (res_->is_done()) break;
 
             arm(Phase::response_body, idle);
-            auto [rec, n] = co_await read_some(conn_->socket, conn_->tls.get(), conn_->buffer,
-                                               conn_->read_size);
+            auto [rec, n] = co_await read_some(reactor_, conn_->socket, conn_->tls.get(),
+                                               conn_->buffer, conn_->read_size);
             const bool timeout = timed_out(Phase::response_body);
             disarm();
             const bool ended = rec == asio::error::eof || rec == asio::ssl::error::stream_truncated;
@@ -1307,6 +1313,7 @@ private:
     }
 
     app::Worker& worker_;
+    net::ad::reactor& reactor_;  // the worker's, for net::async_read_hinted
     net::Listener& listener_;
     net::Socket client_;
     std::shared_ptr<tls::ServerContext> tls_ctx_;  // kept for the session's life
