@@ -1,5 +1,7 @@
 #include "deepseek_gateway/tls/server_stream.hpp"
 
+#include "net/tcp_read.hpp"
+
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -60,10 +62,28 @@ int bio_write(BIO* b, const char* data, int len) {
     return result(b, ::send(fd, data, static_cast<std::size_t>(len), MSG_NOSIGNAL), false);
 }
 
+// recvmsg(2) with the kernel's count of what is left (net/tcp_read.hpp), so
+// the read operation can tell the reactor when the socket is drained.
 int bio_read(BIO* b, char* out, int len) {
     const int fd = descriptor_of(b);
     if (fd < 0) return -1;
-    return result(b, ::recv(fd, out, static_cast<std::size_t>(len), 0), true);
+    error_code ec;
+    std::size_t n = 0;
+    const auto st =
+        net::detail::recv_with_hint(fd, asio::buffer(out, static_cast<std::size_t>(len)), ec, n);
+    ServerStream* s = owner(b);
+    if (st == net::ad::reactor_op::not_done) {  // EAGAIN
+        s->set_drained(true);
+        BIO_set_retry_read(b);
+        return -1;
+    }
+    s->set_drained(st == net::ad::reactor_op::done_and_exhausted);
+    if (ec == asio::error::eof) return 0;
+    if (ec) {
+        s->set_sys_error(ec.value());
+        return -1;
+    }
+    return static_cast<int>(n);
 }
 
 long bio_ctrl(BIO*, int cmd, long, void*) {
@@ -89,7 +109,9 @@ BIO_METHOD* socket_method() {
 }  // namespace
 
 ServerStream::ServerStream(net::Socket& socket, asio::ssl::context& ctx)
-    : socket_(socket), ssl_(SSL_new(ctx.native_handle())) {
+    : socket_(socket),
+      reactor_(net::reactor_of(socket.get_executor().context())),
+      ssl_(SSL_new(ctx.native_handle())) {
     if (!ssl_) throw std::runtime_error("SSL_new failed");
     BIO* bio = BIO_new(socket_method());
     if (!bio) {
@@ -105,6 +127,7 @@ ServerStream::ServerStream(net::Socket& socket, asio::ssl::context& ctx)
     SSL_set_accept_state(ssl_);
     error_code ec;
     socket_.non_blocking(true, ec);
+    net::enable_read_hint(socket_);
 }
 
 ServerStream::~ServerStream() {
@@ -166,18 +189,51 @@ net::Task<error_code> ServerStream::handshake() {
     }
 }
 
-net::Task<ServerStream::IoResult> ServerStream::read_some(asio::mutable_buffer buf) {
+int ServerStream::perform_read(asio::mutable_buffer buf, error_code& ec, std::size_t& n) {
+    ERR_clear_error();
+    sys_error_ = 0;
+    drained_ = false;
+    n = 0;
     const std::size_t want = buf.size() > INT_MAX ? INT_MAX : buf.size();
+    const int r = SSL_read_ex(ssl_, buf.data(), want, &n);
+    if (r == 1) {
+        ec = {};
+        return drained_ && SSL_has_pending(ssl_) == 0 ? 2 : 1;
+    }
+    n = 0;
+    switch (after(r, ec)) {
+        case Step::wait_read:
+            return 0;
+        case Step::wait_write:
+            ec = asio::error::would_block;
+            return 1;
+        default:
+            return 1;  // failed, `ec` set
+    }
+}
+
+namespace {
+
+struct SslReader {
+    ServerStream* stream;
+    asio::mutable_buffer buffer;
+    net::ad::reactor_op::status operator()(error_code& ec, std::size_t& n) const {
+        return static_cast<net::ad::reactor_op::status>(stream->perform_read(buffer, ec, n));
+    }
+};
+
+}  // namespace
+
+net::Task<ServerStream::IoResult> ServerStream::read_some(asio::mutable_buffer buf) {
     for (;;) {
-        ERR_clear_error();
-        sys_error_ = 0;
-        std::size_t n = 0;
-        const int r = SSL_read_ex(ssl_, buf.data(), want, &n);
-        if (r == 1) co_return IoResult{error_code{}, n};
-        error_code ec;
-        const Step step = after(r, ec);
-        if (step == Step::failed) co_return IoResult{ec, 0};
-        ec = co_await wait(step);
+        auto [ec, n] =
+            co_await asio::async_initiate<decltype(nothrow), void(error_code, std::size_t)>(
+                net::detail::InitiateRead{}, nothrow, &reactor_, &socket_, SslReader{this, buf},
+                buf.size() == 0);
+        if (ec != asio::error::would_block) co_return IoResult{ec, n};
+        // SSL_read has to write first (a TLS 1.3 key update, say) and the
+        // socket's buffer is full.
+        ec = co_await wait(Step::wait_write);
         if (ec) co_return IoResult{ec, 0};
     }
 }

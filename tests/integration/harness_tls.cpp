@@ -142,6 +142,14 @@ bool TlsConn::connect(std::uint16_t port, const TlsOptions& opt, const std::stri
 
     ssl_ = SSL_new(ctx_);
     SSL_set_fd(ssl_, tcp_.fd());
+    // Counts the peer's KeyUpdate messages (handshake type 24).
+    SSL_set_msg_callback_arg(ssl_, &key_updates_received_);
+    SSL_set_msg_callback(
+        ssl_, [](int write_p, int, int content_type, const void* buf, size_t len, SSL*, void* arg) {
+            if (!write_p && content_type == SSL3_RT_HANDSHAKE && len > 0 &&
+                static_cast<const unsigned char*>(buf)[0] == SSL3_MT_KEY_UPDATE)
+                ++*static_cast<int*>(arg);
+        });
     if (!opt.server_name.empty()) SSL_set_tlsext_host_name(ssl_, opt.server_name.c_str());
     if (opt.verify && !opt.ca_file.empty() && opt.check_name) {
         if (!opt.check_ip.empty())
@@ -230,6 +238,11 @@ bool TlsConn::send_all(std::string_view data) {
         return false;
     }
     return true;
+}
+
+bool TlsConn::request_key_update() {
+    if (!ssl_) return false;
+    return SSL_key_update(ssl_, SSL_KEY_UPDATE_REQUESTED) == 1;
 }
 
 long TlsConn::recv_some(std::string& out, milliseconds timeout, std::size_t max) {

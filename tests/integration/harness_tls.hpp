@@ -85,6 +85,12 @@ public:
                    std::size_t until_events = static_cast<std::size_t>(-1));
     Conn::CloseResult wait_close(milliseconds timeout);
 
+    // TLS 1.3: asks for a key update (sent with the next write), with the
+    // peer asked to update its own keys too. key_updates_received() counts
+    // the KeyUpdate messages the peer has sent so far.
+    bool request_key_update();
+    int key_updates_received() const { return key_updates_received_; }
+
     // The session to resume later. For TLS 1.3 the ticket comes after the
     // handshake: call this after a response has been read.
     TlsSession session() const;
@@ -106,6 +112,7 @@ private:
     std::string error_;
     std::string buf_;
     bool close_notify_ = false;
+    int key_updates_received_ = 0;
 };
 
 // Connect, handshake, send, read one response, close.

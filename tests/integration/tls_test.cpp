@@ -1025,6 +1025,30 @@ TEST_F(TlsListener, PipelinedRequestsAreAnsweredInOrder) {
     }
 }
 
+// A TLS 1.3 KeyUpdate that asks for the gateway's own: the gateway reads it
+// with the next request, and its SSL_read has to write its KeyUpdate from
+// within the read. The connection goes on under the new keys both ways.
+TEST_F(TlsListener, KeyUpdatesAreAnsweredAndTheConnectionGoesOn) {
+    ASSERT_TRUE(start(pair_yaml(pki_.server))) << gw_.logs();
+    TlsConn c;
+    auto opt = trusting(pki_);
+    opt.min_version = TLS1_3_VERSION;
+    ASSERT_TRUE(c.connect(gw_.port(), opt)) << c.error();
+    for (int i = 0; i < 4; ++i) {
+        const std::string target = "/mock/echo?n=" + std::to_string(i);
+        ASSERT_TRUE(c.send_all(http_request("GET", target, {}, "", "HTTP/1.1", "localhost")));
+        std::string err;
+        auto r = c.read_response(10s, false, &err);
+        ASSERT_TRUE(r) << "request " << i << ": " << err;
+        EXPECT_EQ(r->status, 200);
+        auto j = r->json();
+        ASSERT_TRUE(j && j->get("target"));
+        EXPECT_EQ(j->get("target")->str, target);
+        EXPECT_EQ(c.key_updates_received(), i) << "the gateway's KeyUpdate answers";
+        ASSERT_TRUE(c.request_key_update());
+    }
+}
+
 // Resident memory of a process, in KiB (VmRSS of /proc/PID/status).
 long rss_kib(pid_t pid) {
     std::ifstream f("/proc/" + std::to_string(pid) + "/status");

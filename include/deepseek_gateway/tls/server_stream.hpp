@@ -6,11 +6,14 @@
 // OpenSSL's own buffers are all there is, and SSL_MODE_RELEASE_BUFFERS frees
 // them while the connection is idle.
 //
-// The socket stays an Asio socket: waiting for it to become readable or
-// writable is an async_wait, so cancel() and close() on it end a pending
-// operation with operation_aborted as they do for plain connections. The
-// operations may run one read and one write at a time (full duplex), from the
-// socket's own thread.
+// The socket stays an Asio socket, so cancel() and close() on it end a
+// pending operation with operation_aborted as they do for plain connections.
+// A read is an operation in Asio's reactor that calls SSL_read itself when
+// the socket is readable (see net/tcp_read.hpp): no recv(2) that finds
+// nothing, and no epoll_ctl(2) per wait. Waiting to write (rare: a full
+// socket buffer) and the handshake's waits are async_waits. The operations
+// may run one read and one write at a time (full duplex), from the socket's
+// own thread.
 
 #include "deepseek_gateway/net/socket.hpp"
 
@@ -20,6 +23,10 @@
 
 #include <cstddef>
 #include <tuple>
+
+namespace boost::asio::detail {
+class epoll_reactor;
+}
 
 namespace dsgw::tls {
 
@@ -46,10 +53,20 @@ public:
     // same): the connection is closed right after.
     net::Task<boost::system::error_code> shutdown();
 
-    // For the BIO: the socket's descriptor (-1 once closed), and the errno
-    // of the last failed socket call.
+    // For the BIO: the socket's descriptor (-1 once closed), the errno of
+    // the last failed socket call, and whether the last recv left the socket
+    // empty (no bytes, no FIN).
     int descriptor() const;
     void set_sys_error(int e) { sys_error_ = e; }
+    void set_drained(bool d) { drained_ = d; }
+
+    // For the read operation, called by the reactor: one SSL_read into
+    // `buf`. Returns 0 when it must wait for the socket to be readable; 1 when
+    // done (`ec` set on an error, or to would_block when it must wait for the
+    // socket to be writable); 2 when done and neither the socket nor
+    // OpenSSL's buffer holds anything more.
+    int perform_read(boost::asio::mutable_buffer buf, boost::system::error_code& ec,
+                     std::size_t& n);
 
 private:
     enum class Step { done, wait_read, wait_write, failed };
@@ -57,8 +74,10 @@ private:
     net::Task<boost::system::error_code> wait(Step step);
 
     net::Socket& socket_;
+    boost::asio::detail::epoll_reactor& reactor_;
     SSL* ssl_;
     int sys_error_ = 0;
+    bool drained_ = false;
 };
 
 }  // namespace dsgw::tls
