@@ -2,10 +2,11 @@
 
 #include "deepseek_gateway/access/admission.hpp"
 #include "deepseek_gateway/access/policy.hpp"
-#include "deepseek_gateway/net/refusals.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
+#include "deepseek_gateway/net/refusals.hpp"
 #include "deepseek_gateway/proxy/session.hpp"
+#include "net/tcp_read.hpp"
 
 #include <boost/asio/ip/v6_only.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -51,7 +52,11 @@ Listener::Listener(app::Worker& worker, std::string name, tcp::acceptor acceptor
     : worker_(worker),
       name_(std::move(name)),
       acceptor_(std::move(acceptor)),
-      max_connections_(max_connections) {}
+      max_connections_(max_connections) {
+    // Inherited by every accepted connection: reads learn whether they
+    // drained the socket (net/tcp_read.hpp).
+    if (acceptor_.is_open()) enable_read_hint(acceptor_.native_handle());
+}
 
 Listener::~Listener() { *alive_ = false; }
 

@@ -10,9 +10,9 @@
 
 namespace dsgw::net {
 
-bool enable_read_hint(Socket& s) {
+bool enable_read_hint(int fd) {
     const int on = 1;
-    return ::setsockopt(s.native_handle(), IPPROTO_TCP, TCP_INQ, &on, sizeof on) == 0;
+    return ::setsockopt(fd, IPPROTO_TCP, TCP_INQ, &on, sizeof on) == 0;
 }
 
 namespace detail {

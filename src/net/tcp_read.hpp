@@ -40,9 +40,14 @@
 namespace dsgw::net {
 
 // Asks the kernel to report, with every read from `s`, how many bytes the read
-// left behind (TCP_INQ, Linux 4.18+). One setsockopt(2) per connection.
-// Returns false when the kernel refused; reads then work as Asio's.
-bool enable_read_hint(Socket& s);
+// left behind (TCP_INQ, Linux 4.18+). Returns false when the kernel refused;
+// reads then work as Asio's. Set on a listening socket, it is inherited by
+// the connections accepted from it (as TCP_NODELAY is), so the listeners set
+// it once instead of a setsockopt(2) per connection.
+bool enable_read_hint(int fd);
+inline bool enable_read_hint(Socket& s) {
+    return enable_read_hint(s.native_handle());
+}
 
 namespace ad = boost::asio::detail;
 

@@ -225,8 +225,8 @@ public:
         // For write_now(); the TLS stream has set it already. Asio would set
         // it at the first read anyway, so this costs no extra system call.
         if (!client_.non_blocking()) client_.non_blocking(true, ec);
-        // Plain reads learn whether they drained the socket (net/tcp_read.hpp).
-        if (!client_tls_) net::enable_read_hint(client_);
+        // TCP_INQ for net::async_read_hinted and the TLS stream's reads comes
+        // from the listening socket (net::Listener).
         worker_.session_started();
         worker_.add_session(this);
     }

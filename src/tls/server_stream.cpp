@@ -127,7 +127,6 @@ ServerStream::ServerStream(net::Socket& socket, asio::ssl::context& ctx)
     SSL_set_accept_state(ssl_);
     error_code ec;
     socket_.non_blocking(true, ec);
-    net::enable_read_hint(socket_);
 }
 
 ServerStream::~ServerStream() {

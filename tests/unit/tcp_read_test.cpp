@@ -12,6 +12,8 @@
 #include <boost/asio/write.hpp>
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <thread>
@@ -33,8 +35,13 @@ struct Pair {
     dsgw::net::Socket ours{io};
     tcp::socket peer{io};
 
-    explicit Pair(bool hint = true) {
+    // hint: set TCP_INQ on the accepted socket; on_listener: on the
+    // listening socket before the accept instead (as net::Listener does).
+    explicit Pair(bool hint = true, bool on_listener = false) {
         tcp::acceptor acceptor(io, tcp::endpoint(asio::ip::address_v4::loopback(), 0));
+        if (on_listener) {
+            EXPECT_TRUE(dsgw::net::enable_read_hint(acceptor.native_handle()));
+        }
         peer.connect(acceptor.local_endpoint());
         tcp::socket accepted(io);
         acceptor.accept(accepted);
@@ -47,24 +54,42 @@ struct Pair {
 
     void send(std::string_view s) { asio::write(peer, asio::buffer(s)); }
 
-    // One hinted read, run on the io_context for at most `limit`. nullopt when
-    // it did not complete in time (the read is then cancelled).
-    std::optional<std::tuple<error_code, std::string>> read(std::size_t size = 4096,
-                                                            std::chrono::milliseconds limit = 2s) {
-        std::string buf(size, '\0');
+    // One hinted read into a buffer of `size`; its result lands in `out`.
+    struct Pending {
+        std::string buf;
         std::optional<std::tuple<error_code, std::string>> out;
-        dsgw::net::async_read_hinted(
-            dsgw::net::reactor_of(io), ours, asio::buffer(buf),
-            [&](error_code ec, std::size_t n) { out.emplace(ec, buf.substr(0, n)); });
+    };
+    std::unique_ptr<Pending> start(std::size_t size = 64) {
+        auto r = std::make_unique<Pending>();
+        r->buf.assign(size, '\0');
+        dsgw::net::async_read_hinted(dsgw::net::reactor_of(io), ours, asio::buffer(r->buf),
+                                     [r = r.get()](error_code ec, std::size_t n) {
+                                         r->out.emplace(ec, r->buf.substr(0, n));
+                                     });
+        return r;
+    }
+
+    // Runs the io_context for at most `limit`; after `delay`, does `action`.
+    void run(std::chrono::milliseconds limit, std::chrono::milliseconds delay = 0ms,
+             const std::function<void()>& action = {}) {
+        asio::steady_timer later(io, delay);
+        if (action) later.async_wait([&](error_code) { action(); });
         io.restart();
         io.run_for(limit);
-        if (!out) {
+    }
+
+    // One read, bounded: nullopt when it did not complete in time (it is
+    // then cancelled).
+    std::optional<std::tuple<error_code, std::string>> read(std::size_t size = 4096,
+                                                            std::chrono::milliseconds limit = 2s) {
+        auto r = start(size);
+        run(limit);
+        if (!r->out) {
             ours.cancel();
-            io.restart();
-            io.run_for(1s);
+            run(1s);
             return std::nullopt;
         }
-        return out;
+        return r->out;
     }
 };
 
@@ -123,13 +148,25 @@ TEST(TcpReadHint, DataFollowedByCloseIsNotCalledDrained) {
     EXPECT_EQ(st2, ad::reactor_op::done);
 }
 
-TEST(TcpReadHint, WithoutTheSocketOptionNothingIsCalledDrained) {
-    Pair p(false);
-    p.send("hello");
-    settle();
-    auto [st, ec, got] = hinted_recv(p);
-    EXPECT_EQ(got, "hello");
-    EXPECT_EQ(st, ad::reactor_op::done);
+TEST(TcpReadHint, ComesFromTheSocketOrItsListeningSocketOrNotAtAll) {
+    // net::Listener sets TCP_INQ once on the listening socket and relies on
+    // the kernel copying it to each accepted connection. Without it, no read
+    // is ever called drained (and reads work as Asio's).
+    struct Case {
+        const char* name;
+        bool on_socket, on_listener;
+        ad::reactor_op::status expected;
+    };
+    for (const Case& c : {Case{"on the socket", true, false, ad::reactor_op::done_and_exhausted},
+                          Case{"inherited", false, true, ad::reactor_op::done_and_exhausted},
+                          Case{"absent", false, false, ad::reactor_op::done}}) {
+        Pair p(c.on_socket, c.on_listener);
+        p.send("hello");
+        settle();
+        auto [st, ec, got] = hinted_recv(p);
+        EXPECT_EQ(got, "hello") << c.name;
+        EXPECT_EQ(st, c.expected) << c.name;
+    }
 }
 
 TEST(TcpRead, ReadsWhatArrivesLaterAfterADrainingRead) {
@@ -142,18 +179,11 @@ TEST(TcpRead, ReadsWhatArrivesLaterAfterADrainingRead) {
     EXPECT_FALSE(std::get<0>(*r1));
     EXPECT_EQ(std::get<1>(*r1), "first");
 
-    std::string buf(64, '\0');
-    std::optional<std::tuple<error_code, std::string>> out;
-    dsgw::net::async_read_hinted(
-        dsgw::net::reactor_of(p.io), p.ours, asio::buffer(buf),
-        [&](error_code ec, std::size_t n) { out.emplace(ec, buf.substr(0, n)); });
-    asio::steady_timer later(p.io, 50ms);
-    later.async_wait([&](error_code) { p.send("second"); });
-    p.io.restart();
-    p.io.run_for(2s);
-    ASSERT_TRUE(out) << "the read waiting after a draining read never completed";
-    EXPECT_FALSE(std::get<0>(*out));
-    EXPECT_EQ(std::get<1>(*out), "second");
+    auto r2 = p.start();
+    p.run(2s, 50ms, [&] { p.send("second"); });
+    ASSERT_TRUE(r2->out) << "the read waiting after a draining read never completed";
+    EXPECT_FALSE(std::get<0>(*r2->out));
+    EXPECT_EQ(std::get<1>(*r2->out), "second");
 }
 
 TEST(TcpRead, ARestLeftBehindIsReadAtOnce) {
@@ -173,20 +203,15 @@ TEST(TcpRead, CloseAfterTheLastBytesEndsTheStreamAtOnce) {
     // together, so epoll reports them as one edge and one recv takes both.
     // The next read must see the end of the stream without another edge.
     Pair p;
-    std::string buf(64, '\0');
-    std::optional<std::tuple<error_code, std::string>> out;
-    dsgw::net::async_read_hinted(
-        dsgw::net::reactor_of(p.io), p.ours, asio::buffer(buf),
-        [&](error_code ec, std::size_t n) { out.emplace(ec, buf.substr(0, n)); });
+    auto r1 = p.start();
     p.io.poll();  // its first try finds nothing: it waits for epoll
-    ASSERT_FALSE(out);
+    ASSERT_FALSE(r1->out);
     p.send("bye");
     p.peer.close();
     settle();
-    p.io.restart();
-    p.io.run_for(2s);
-    ASSERT_TRUE(out);
-    EXPECT_EQ(std::get<1>(*out), "bye");
+    p.run(2s);
+    ASSERT_TRUE(r1->out);
+    EXPECT_EQ(std::get<1>(*r1->out), "bye");
     auto r2 = p.read(4096, 500ms);
     ASSERT_TRUE(r2) << "end of stream not seen: the read waited for an edge that never came";
     EXPECT_EQ(std::get<0>(*r2), asio::error::eof);
@@ -196,72 +221,52 @@ TEST(TcpRead, CloseWhileWaitingAfterADrainingReadEndsTheStream) {
     Pair p;
     p.send("x");
     ASSERT_TRUE(p.read());
-    std::string buf(64, '\0');
-    std::optional<error_code> out;
-    dsgw::net::async_read_hinted(dsgw::net::reactor_of(p.io), p.ours, asio::buffer(buf),
-                                 [&](error_code ec, std::size_t) { out = ec; });
-    asio::steady_timer later(p.io, 50ms);
-    later.async_wait([&](error_code) { p.peer.close(); });
-    p.io.restart();
-    p.io.run_for(2s);
-    ASSERT_TRUE(out);
-    EXPECT_EQ(*out, asio::error::eof);
+    auto r = p.start();
+    p.run(2s, 50ms, [&] { p.peer.close(); });
+    ASSERT_TRUE(r->out);
+    EXPECT_EQ(std::get<0>(*r->out), asio::error::eof);
 }
 
 TEST(TcpRead, CancelAndCloseAbortAPendingRead) {
     Pair p;
     for (bool close : {false, true}) {
-        std::string buf(64, '\0');
-        std::optional<error_code> out;
-        dsgw::net::async_read_hinted(dsgw::net::reactor_of(p.io), p.ours, asio::buffer(buf),
-                                     [&](error_code ec, std::size_t) { out = ec; });
-        asio::steady_timer later(p.io, 20ms);
-        later.async_wait([&](error_code) {
+        auto r = p.start();
+        p.run(2s, 20ms, [&] {
             if (close)
                 p.ours.close();
             else
                 p.ours.cancel();
         });
-        p.io.restart();
-        p.io.run_for(2s);
-        ASSERT_TRUE(out) << (close ? "close" : "cancel");
-        EXPECT_EQ(*out, asio::error::operation_aborted) << (close ? "close" : "cancel");
+        ASSERT_TRUE(r->out) << (close ? "close" : "cancel");
+        EXPECT_EQ(std::get<0>(*r->out), asio::error::operation_aborted)
+            << (close ? "close" : "cancel");
     }
     // And on a closed socket a read fails at once.
-    std::string buf(8, '\0');
-    std::optional<error_code> out;
-    dsgw::net::async_read_hinted(dsgw::net::reactor_of(p.io), p.ours, asio::buffer(buf),
-                                 [&](error_code ec, std::size_t) { out = ec; });
-    p.io.restart();
-    p.io.run_for(1s);
-    ASSERT_TRUE(out);
-    EXPECT_EQ(*out, asio::error::bad_descriptor);
+    auto r = p.start(8);
+    p.run(1s);
+    ASSERT_TRUE(r->out);
+    EXPECT_EQ(std::get<0>(*r->out), asio::error::bad_descriptor);
 }
 
 TEST(TcpRead, AnEmptyBufferCompletesAtOnceWithNothing) {
     Pair p;
-    std::optional<std::tuple<error_code, std::size_t>> out;
-    dsgw::net::async_read_hinted(dsgw::net::reactor_of(p.io), p.ours, asio::mutable_buffer(),
-                                 [&](error_code ec, std::size_t n) { out.emplace(ec, n); });
-    p.io.restart();
-    p.io.run_for(1s);
-    ASSERT_TRUE(out);
-    EXPECT_FALSE(std::get<0>(*out));
-    EXPECT_EQ(std::get<1>(*out), 0u);
+    auto r = p.start(0);
+    p.run(1s);
+    ASSERT_TRUE(r->out);
+    EXPECT_FALSE(std::get<0>(*r->out));
+    EXPECT_EQ(std::get<1>(*r->out), "");
 }
 
 TEST(TcpRead, AHandlerNeverCalledIsFreedWithTheContext) {
     // A read still pending when its io_context goes away is destroyed, not
     // called (ASan checks the memory goes back).
-    bool called = false;
+    std::unique_ptr<Pair::Pending> r;
     {
         Pair p;
-        std::string buf(8, '\0');
-        dsgw::net::async_read_hinted(dsgw::net::reactor_of(p.io), p.ours, asio::buffer(buf),
-                                     [&](error_code, std::size_t) { called = true; });
-        p.io.run_for(10ms);
+        r = p.start(8);
+        p.run(10ms);
     }
-    EXPECT_FALSE(called);
+    EXPECT_FALSE(r->out);
 }
 
 }  // namespace
