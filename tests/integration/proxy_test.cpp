@@ -134,6 +134,36 @@ TEST(UpstreamErrors, UpstreamAbortMidStreamIsNotHiddenFromClient) {
     EXPECT_EQ(s.error.find("timed out"), std::string::npos) << "client connection left hanging";
 }
 
+// An upstream stream framed by its close (no chunking, no length, as an
+// HTTP/1.0 server sends it): the response to the client ends when the
+// upstream closes, at once. With no delay between events the last bytes and
+// the FIN arrive together and one read takes both; the gateway's reads then
+// must not wait for a readiness edge that never comes (net/tcp_read.hpp).
+// Each such stream costs its upstream connection, and the client connection
+// goes on.
+TEST(UpstreamErrors, StreamEndedByTheUpstreamsCloseEndsAtOnce) {
+    auto mocks = start_mocks(1);
+    ASSERT_TRUE(mocks[0]->ok());
+    Gateway gw;
+    ASSERT_TRUE(gw.start(basic_config(mocks))) << gw.logs();
+    Conn c;
+    ASSERT_TRUE(c.connect(gw.port()));
+    int streams = 0;
+    for (int delay_ms : {0, 0, 0, 20, 0, 20}) {
+        ASSERT_TRUE(c.send_all(stream_request(4, delay_ms, 0, {{"X-Mock-Until-Close", "1"}})));
+        StreamResult s = c.read_stream(Clock::now(), 10s);
+        ASSERT_TRUE(s.ok) << "delay " << delay_ms << " ms: " << s.error;
+        EXPECT_EQ(s.token_events().size(), 4u) << "delay " << delay_ms << " ms";
+        EXPECT_TRUE(s.saw_done()) << "delay " << delay_ms << " ms";
+        EXPECT_EQ(s.response.header("Connection").value_or(""), "")
+            << "the upstream's Connection: close is hop-by-hop";
+        ++streams;
+    }
+    auto st = mocks[0]->stats();
+    ASSERT_TRUE(st);
+    EXPECT_EQ(st->connections_accepted, streams);
+}
+
 // ------------------------------------------------------------ retries
 
 TEST(Retries, ConnectFailureIsRetriedOnAnotherServer) {

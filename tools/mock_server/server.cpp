@@ -137,6 +137,7 @@ struct Plan {
   unsigned fail_status;
   std::int64_t close_after;
   bool hang;
+  bool until_close;  // a stream framed by the end of the connection, as for HTTP/1.0
 };
 
 enum class Phase { idle, generating, finishing, done };
@@ -419,6 +420,7 @@ class Session {
   // per request
   bool close_ = false;
   bool http10_ = false;
+  bool chunked_events_ = true;  // the stream being produced is chunked
   bool head_only_ = false;
   bool continue_ = false;
   // per response
@@ -473,15 +475,16 @@ bool Session<Stream>::apply_headers(const http::request<http::buffer_body>& req,
     } else if (beast::iequals(name, "x-mock-close-after-tokens")) {
       if (!number(0, kMaxTokens)) return false;
       plan.close_after = static_cast<std::int64_t>(n);
-    } else if (beast::iequals(name, "x-mock-hang")) {
-      if (v == "1" || beast::iequals(v, "true")) {
-        plan.hang = true;
-      } else if (v == "0" || beast::iequals(v, "false")) {
-        plan.hang = false;
-      } else {
-        err = "X-Mock-Hang: expected 1 or 0";
-        return false;
-      }
+    } else if (beast::iequals(name, "x-mock-hang") || beast::iequals(name, "x-mock-until-close")) {
+        bool& flag = beast::iequals(name, "x-mock-hang") ? plan.hang : plan.until_close;
+        if (v == "1" || beast::iequals(v, "true")) {
+            flag = true;
+        } else if (v == "0" || beast::iequals(v, "false")) {
+            flag = false;
+        } else {
+            err = std::string(name) + ": expected 1 or 0";
+            return false;
+        }
     }
   }
   return true;
@@ -526,7 +529,7 @@ void Session<Stream>::append_event(std::uint32_t i, bool last, bool chat) {
   // data: <prefix>tok<i> <suffix>,"t_ns":N}\n\n
   std::size_t len = 6 + event_prefix_.size() + 3 + numlen + 1 + suffix.size() + 8 +
                     tns_field.size() + 1 + 2;
-  bool chunked = !http10_;
+  const bool chunked = chunked_events_;
   if (chunked) {
     append_hex(out_, len);
     out_ += "\r\n";
@@ -547,11 +550,13 @@ template <class Stream>
 asio::awaitable<void> Session<Stream>::produce_stream(bool chat, const Plan& plan,
                                                      InFlight& inflight) {
   try {
-    const Framing framing = http10_ ? Framing::until_close : Framing::chunked;
-    constexpr std::string_view kSseHeaders = "Cache-Control: no-cache\r\n";
-    if (plan.first_token_delay_ms > 0) {
-      bool slept = co_await sleep_ms(plan.first_token_delay_ms);
-      if (!slept) co_return;
+      const Framing framing = http10_ || plan.until_close ? Framing::until_close : Framing::chunked;
+      if (plan.until_close) close_ = true;  // the head says Connection: close
+      chunked_events_ = framing == Framing::chunked;
+      constexpr std::string_view kSseHeaders = "Cache-Control: no-cache\r\n";
+      if (plan.first_token_delay_ms > 0) {
+          bool slept = co_await sleep_ms(plan.first_token_delay_ms);
+          if (!slept) co_return;
     }
     for (std::uint32_t i = 0; i < plan.tokens; ++i) {
       if (i > 0 && plan.token_delay_ms > 0) {
@@ -780,8 +785,9 @@ asio::awaitable<void> Session<Stream>::run() {
       keep = co_await write_out();
     } else {
       const Options& o = srv_.options();
-      Plan plan{o.tokens, o.token_delay_ms, o.first_token_delay_ms,
-                o.fail_status, o.close_after_tokens, o.hang};
+      Plan plan{o.tokens,      o.token_delay_ms,     o.first_token_delay_ms,
+                o.fail_status, o.close_after_tokens, o.hang,
+                false};
       InFlight inflight(stats_);
       std::string err;
       if (!apply_headers(req, plan, true, err)) {
