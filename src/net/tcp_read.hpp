@@ -19,7 +19,8 @@
 // Without TCP_INQ on the socket (enable_read_hint() failed) the kernel sends
 // no count, and this is Asio's read as before.
 //
-// Only for this translation unit's users: it needs Asio's detail headers.
+// A private header of src/ (the session, the TLS stream, the listener): it
+// needs Asio's detail headers, which stay out of include/.
 
 #include "deepseek_gateway/net/socket.hpp"
 
