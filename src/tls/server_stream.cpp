@@ -43,23 +43,18 @@ int descriptor_of(BIO* b) {
     return fd;
 }
 
-// After send(2) or recv(2) returned n: n itself, or -1 with "retry" or the
-// error recorded.
-int result(BIO* b, ssize_t n, bool reading) {
-    if (n >= 0) return static_cast<int>(n);  // reading 0: the end of the stream
-    if (!would_block(errno))
-        owner(b)->set_sys_error(errno);
-    else if (reading)
-        BIO_set_retry_read(b);
-    else
-        BIO_set_retry_write(b);
-    return -1;
-}
-
+// send(2) with MSG_NOSIGNAL: the bytes sent, or -1 with "retry" or the error
+// recorded.
 int bio_write(BIO* b, const char* data, int len) {
     const int fd = descriptor_of(b);
     if (fd < 0) return -1;
-    return result(b, ::send(fd, data, static_cast<std::size_t>(len), MSG_NOSIGNAL), false);
+    const ssize_t n = ::send(fd, data, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+    if (n >= 0) return static_cast<int>(n);
+    if (would_block(errno))
+        BIO_set_retry_write(b);
+    else
+        owner(b)->set_sys_error(errno);
+    return -1;
 }
 
 // recvmsg(2) with the kernel's count of what is left (net/tcp_read.hpp), so
