@@ -129,10 +129,13 @@ const char* skip_value(const char* p, const char* end) {
 // Transfer-Encoding = #transfer-coding (empty elements allowed, RFC 9110
 // §5.6.1), transfer-coding = token *( OWS ";" OWS transfer-parameter ),
 // transfer-parameter = token BWS "=" BWS ( token / quoted-string ) (RFC 9110
-// §10.1.4, RFC 9112 §7). `last` is set to the last coding; false when the
-// value breaks the grammar, has no coding, or gives chunked parameters
-// (RFC 9112 §7.1 defines none). "chunked" alone takes one token scan.
-bool parse_codings(std::string_view value, std::string_view& last) {
+// §10.1.4, RFC 9112 §7). `chunked` says whether the last coding is chunked;
+// `seen` whether chunked came in this or an earlier Transfer-Encoding line.
+// False when the value breaks the grammar, has no coding, gives chunked
+// parameters (RFC 9112 §7.1 defines none) or applies chunked twice (RFC 9112
+// §6.1: a sender MUST NOT; Beast reads "chunked, chunked" as not chunked).
+// "chunked" alone takes one token scan.
+bool parse_codings(std::string_view value, bool& chunked, bool& seen) {
     const char* p = value.data();
     const char* const end = p + value.size();
     bool any = false;
@@ -146,12 +149,17 @@ bool parse_codings(std::string_view value, std::string_view& last) {
         const char* const coding = p;
         p = skip_token(p, end);
         if (p == coding) return false;
-        last = std::string_view(coding, static_cast<std::size_t>(p - coding));
+        chunked =
+            iequals(std::string_view(coding, static_cast<std::size_t>(p - coding)), "chunked");
+        if (chunked) {
+            if (seen) return false;
+            seen = true;
+        }
         any = true;
         for (;;) {
             p = skip_ws(p, end);
             if (p == end || *p == ',') break;
-            if (*p != ';' || iequals(last, "chunked")) return false;
+            if (*p != ';' || chunked) return false;
             p = skip_ws(p + 1, end);
             const char* const name = p;
             p = skip_token(p, end);
@@ -591,12 +599,10 @@ bool RelayParser<isRequest>::on_field(const Field& f, error_code& ec) {
             }
             // Chunked when it is the last coding. A value that is not a list
             // of codings is refused: Beast took "chunked:" for chunked.
-            std::string_view last;
-            if (!parse_codings(f.value, last)) {
+            if (!parse_codings(f.value, chunked_, te_chunked_)) {
                 ec = error::bad_transfer_encoding;
                 return false;
             }
-            chunked_ = iequals(last, "chunked");
             return true;
         }
         default:
