@@ -15,6 +15,9 @@
 #include <sstream>
 #include <thread>
 
+#include <yaml-cpp/eventhandler.h>
+#include <yaml-cpp/parser.h>
+
 #include "deepseek_gateway/config/servers.hpp"
 #include "sections.hpp"
 #include "yaml_reader.hpp"
@@ -394,8 +397,9 @@ void check_admin_address(const Config& c, const std::vector<ListenerRefs>& refs,
     for (std::size_t i = 0; i < c.listeners.size(); ++i) {
         const auto& l = c.listeners[i];
         if (refs[i].address_ok && l.ip == c.admin.ip && l.address.port == c.admin.address.port) {
-            d.error("admin.address", c.admin.address.to_string() + " is already used by listeners[" +
-                                         std::to_string(i) + "]");
+            d.error("admin.address", c.admin.address.to_string() +
+                                         " is already used by listeners[" + std::to_string(i) +
+                                         "]");
             return;
         }
     }
@@ -493,6 +497,37 @@ std::string syntax_error(const std::string& source, std::string_view text,
     return out;
 }
 
+// Takes yaml-cpp's parse events and drops them: only the documents count.
+class DropEvents final : public YAML::EventHandler {
+public:
+    void OnDocumentStart(const YAML::Mark&) override {}
+    void OnDocumentEnd() override {}
+    void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+    void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  const std::string&) override {}
+    void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                         YAML::EmitterStyle::value) override {}
+    void OnSequenceEnd() override {}
+    void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                    YAML::EmitterStyle::value) override {}
+    void OnMapEnd() override {}
+};
+
+// Documents LoadAll would make of `text`, counted up to `bound`. yaml-cpp
+// 0.7's LoadAll never returns on some texts (a ',' at the top level: an
+// empty document for ever, without reading on, in a list that grows until
+// memory runs out), so they are counted with a bound before one is built.
+// Throws what LoadAll would throw.
+std::size_t count_documents(const std::string& text, std::size_t bound) {
+    std::istringstream in(text);
+    YAML::Parser parser(in);
+    DropEvents drop;
+    std::size_t n = 0;
+    while (n < bound && parser.HandleNextDocument(drop)) ++n;
+    return n;
+}
+
 }  // namespace
 
 access::Policy AdminConfig::default_admin_access() {
@@ -504,9 +539,15 @@ access::Policy AdminConfig::default_admin_access() {
 
 LoadResult load_config_string(std::string_view text, const std::string& source) {
     LoadResult result;
+    // More than this is no configuration file, or a text the parser cannot
+    // get past.
+    constexpr std::size_t kMaxDocuments = 64;
     std::vector<YAML::Node> docs;
+    std::size_t count = 0;
     try {
-        docs = YAML::LoadAll(std::string(text));
+        const std::string copy(text);
+        count = count_documents(copy, kMaxDocuments);
+        if (count == 1) docs.push_back(YAML::Load(copy));
     } catch (const YAML::ParserException& e) {
         result.errors.push_back(syntax_error(source, text, e));
         return result;
@@ -514,8 +555,14 @@ LoadResult load_config_string(std::string_view text, const std::string& source) 
         result.errors.push_back(source + ": invalid YAML: " + e.what());
         return result;
     }
-    if (docs.size() > 1) {
-        result.errors.push_back(source + ": holds " + std::to_string(docs.size()) +
+    if (count == kMaxDocuments) {
+        result.errors.push_back(source +
+                                ": invalid YAML: the parser makes no progress (a ',' outside "
+                                "[ ] or { }?), or too many documents");
+        return result;
+    }
+    if (count > 1) {
+        result.errors.push_back(source + ": holds " + std::to_string(count) +
                                 " YAML documents; write the configuration as one");
         return result;
     }

@@ -5,13 +5,17 @@
 #include "deepseek_gateway/config/servers.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <fstream>
 #include <set>
 #include <string>
+#include <string_view>
 #include <thread>
 
 using namespace dsgw::config;
@@ -528,10 +532,11 @@ TEST(LoadConfig, ResolveIntervalLoads) {
 
 TEST(LoadConfig, AdmissionKeysLoad) {
     const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
-    auto r = load_config_string(with(
-        kListener, u + ", max_in_flight: 4, queue: {size: 7, timeout: 2s}, passive: {on_5xx: true}, "
-                       "health_check: {path: /health, interval: 1s, timeout: 500ms, "
-                       "healthy_after: 1, unhealthy_after: 5}"));
+    auto r = load_config_string(
+        with(kListener,
+             u + ", max_in_flight: 4, queue: {size: 7, timeout: 2s}, passive: {on_5xx: true}, "
+                 "health_check: {path: /health, interval: 1s, timeout: 500ms, "
+                 "healthy_after: 1, unhealthy_after: 5}"));
     ASSERT_TRUE(r.errors.empty()) << r.errors[0];
     const auto& up = r.config->upstreams[0];
     EXPECT_EQ(up.max_in_flight, 4u);
@@ -575,12 +580,16 @@ TEST(LoadConfig, SlowStartLoadsAndIsRefusedWithIpHash) {
 
 TEST(LoadConfig, TlsFilesAreCheckedWithTheirKeyPaths) {
     const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
-    auto r = load_config_string(
-        with(kListener + ", tls: {certificate: /nonexistent/x.pem, private_key: /nonexistent/y.pem}"));
+    auto r = load_config_string(with(
+        kListener + ", tls: {certificate: /nonexistent/x.pem, private_key: /nonexistent/y.pem}"));
     ASSERT_EQ(r.errors.size(), 2u);
-    EXPECT_EQ(r.errors[0].rfind("listeners[0].tls.certificate: cannot read \"/nonexistent/x.pem\"", 0), 0u)
+    EXPECT_EQ(
+        r.errors[0].rfind("listeners[0].tls.certificate: cannot read \"/nonexistent/x.pem\"", 0),
+        0u)
         << r.errors[0];
-    EXPECT_EQ(r.errors[1].rfind("listeners[0].tls.private_key: cannot read \"/nonexistent/y.pem\"", 0), 0u)
+    EXPECT_EQ(
+        r.errors[1].rfind("listeners[0].tls.private_key: cannot read \"/nonexistent/y.pem\"", 0),
+        0u)
         << r.errors[1];
     expect_one_error(with(kListener + ", tls: {min_version: \"1.3\"}"),
                      "listeners[0].tls.certificate: required (or a list under \"certificates\")");
@@ -836,6 +845,42 @@ TEST(LoadConfig, SyntaxErrorsGiveLineAndColumn) {
                   "gateway.yaml: holds 2 YAML documents; write the configuration as one"});
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_config): yaml-cpp 0.7's LoadAll never
+// returns on a text that starts with a ',' at the top level (it makes an
+// empty document for ever without reading on, and the list of them grows
+// until memory runs out), so `--check-config` or a SIGHUP reload of such a
+// file hung and grew. Each load runs in a child process, so that the old
+// behaviour fails the test after 5 s instead of hanging it.
+TEST(LoadConfig, CommaAtTheTopIsAnErrorNotAHang) {
+    using namespace std::chrono_literals;
+    for (std::string_view text :
+         {std::string_view(","), std::string_view(",x"), std::string_view(", listeners: []\n"),
+          std::string_view(",\0a:", 4)}) {
+        SCOPED_TRACE(std::string(text));
+        const pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            const auto r = load_config_string(text, "gateway.yaml");
+            const bool ok = r.config == nullptr && r.errors.size() == 1 &&
+                            r.errors[0].rfind("gateway.yaml: invalid YAML: ", 0) == 0;
+            if (!ok) std::fprintf(stderr, "errors: %s\n", joined(r.errors).c_str());
+            ::_exit(ok ? 0 : 1);
+        }
+        int status = 0;
+        bool ended = false;
+        for (int i = 0; i < 100 && !ended; ++i) {
+            ended = ::waitpid(pid, &status, WNOHANG) == pid;
+            if (!ended) std::this_thread::sleep_for(50ms);
+        }
+        if (!ended) {
+            ::kill(pid, SIGKILL);
+            ::waitpid(pid, &status, 0);
+        }
+        EXPECT_TRUE(ended) << "still loading after 5 s";
+        EXPECT_TRUE(ended && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    }
+}
+
 TEST(LoadConfigFile, UnreadableFileIsOneError) {
     auto r = load_config_file("/nonexistent/gateway.yaml");
     EXPECT_EQ(r.errors, std::vector<std::string>{
@@ -884,9 +929,9 @@ std::vector<std::string> names_of(const std::vector<ServerInstance>& v) {
 }  // namespace
 
 TEST(ServerInstances, AnIpLiteralIsOneServerNamedByItsAddress) {
-    auto r = load_config_string(
-        with(kListener, "name: u, servers: [{address: 10.0.0.1:8080, weight: 3}, "
-                        "{address: \"[2001:db8::2]:8081\"}]"));
+    auto r = load_config_string(with(kListener,
+                                     "name: u, servers: [{address: 10.0.0.1:8080, weight: 3}, "
+                                     "{address: \"[2001:db8::2]:8081\"}]"));
     ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
     auto v = server_instances(r.config->upstreams[0]);
     ASSERT_EQ(v.size(), 2u);
@@ -910,10 +955,10 @@ TEST(ServerInstances, AHostNameIsOneServerPerAddressEachNamedApart) {
     auto v = server_instances(u);
     // The same address under two names and as a literal: three servers,
     // three names.
-    EXPECT_EQ(names_of(v), (std::vector<std::string>{
-                               "gpu.lan:8000/10.0.0.5", "gpu.lan:8000/10.0.0.6",
-                               "gpu.lan:8000/2001:db8::7", "other.lan:8000/10.0.0.5",
-                               "10.0.0.5:8000"}));
+    EXPECT_EQ(names_of(v),
+              (std::vector<std::string>{"gpu.lan:8000/10.0.0.5", "gpu.lan:8000/10.0.0.6",
+                                        "gpu.lan:8000/2001:db8::7", "other.lan:8000/10.0.0.5",
+                                        "10.0.0.5:8000"}));
     for (std::size_t i = 0; i < 3; ++i) {
         EXPECT_EQ(v[i].weight, 2u) << "every address carries the configured weight";
         EXPECT_EQ(v[i].config_index, 0u);
@@ -925,9 +970,8 @@ TEST(ServerInstances, AHostNameIsOneServerPerAddressEachNamedApart) {
 }
 
 TEST(ServerInstances, LocalhostExpandsToEveryAddressItResolvesToWithDistinctNames) {
-    auto r = load_config_string(
-        with(kListener,
-             "name: u, servers: [{address: localhost:9001}, {address: 127.0.0.1:9001}]"));
+    auto r = load_config_string(with(
+        kListener, "name: u, servers: [{address: localhost:9001}, {address: 127.0.0.1:9001}]"));
     ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
     const auto& u = r.config->upstreams[0];
     EXPECT_TRUE(u.servers[0].host_name);
