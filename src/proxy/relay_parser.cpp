@@ -725,11 +725,13 @@ bool RelayParser<isRequest>::parse_trailer(const char*& p, const char* end, erro
 
 template <bool isRequest>
 bool RelayParser<isRequest>::take_body_bytes(std::uint64_t n, error_code& ec) {
-    body_seen_ += n;
-    if (body_limit_ && body_seen_ > *body_limit_) {
+    // Against what is left (body_seen_ never passes the limit): a sum could
+    // wrap, and a chunk size near 2^64 would take it back under the limit.
+    if (body_limit_ && n > *body_limit_ - body_seen_) {
         ec = error::body_limit;
         return false;
     }
+    body_seen_ += n;
     return true;
 }
 
