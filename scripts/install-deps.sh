@@ -11,6 +11,9 @@ packages=(
   libsystemd-dev libgtest-dev libgmock-dev
   prometheus   # promtool and a real Prometheus server for the observability tests
   systemd dpkg-dev file nftables   # ops tests: systemd-analyze verify, the .deb (shlibdeps), nft -c
+  # scripts/fuzz.sh: clang, its libFuzzer and sanitizer runtimes (only recommended by
+  # clang-14, so named here), llvm-symbolizer for readable crash stacks
+  clang-14 libclang-rt-14-dev llvm-14
 )
 
 missing=()

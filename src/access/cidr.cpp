@@ -15,6 +15,9 @@ ip::address normalize(const ip::address& a) {
 }
 
 std::optional<std::string> CidrSet::add(std::string_view text) {
+    // Asio parses a C string: a NUL (YAML can write one) would hide the rest.
+    if (text.find('\0') != std::string_view::npos)
+        return std::string("not an IP address or CIDR range (holds a NUL byte)");
     std::string s(text);
     auto slash = s.find('/');
     boost::system::error_code ec;

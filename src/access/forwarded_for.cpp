@@ -31,7 +31,13 @@ bool valid_port(std::string_view s) {
     return v <= 65535;
 }
 
+// Asio parses a C string: a NUL would hide what follows it.
+bool has_nul(std::string_view s) {
+    return s.find('\0') != std::string_view::npos;
+}
+
 std::optional<ip::address> parse_v4(std::string_view s) {
+    if (has_nul(s)) return std::nullopt;
     boost::system::error_code ec;
     auto a = ip::make_address_v4(std::string(s), ec);
     if (ec) return std::nullopt;
@@ -40,7 +46,7 @@ std::optional<ip::address> parse_v4(std::string_view s) {
 
 std::optional<ip::address> parse_v6(std::string_view s) {
     // make_address_v6 accepts a zone id; a forwarded address has none.
-    if (s.find('%') != std::string_view::npos) return std::nullopt;
+    if (s.find('%') != std::string_view::npos || has_nul(s)) return std::nullopt;
     boost::system::error_code ec;
     auto a = ip::make_address_v6(std::string(s), ec);
     if (ec) return std::nullopt;

@@ -43,6 +43,14 @@ constexpr Table kText = [] {
     return t;
 }();
 
+// qdtext, RFC 9110 §5.6.4: what a quoted string holds besides quoted-pairs.
+constexpr Table kQdText = [] {
+    Table t{};
+    for (int c = 0x20; c < 0x100; ++c) t[c] = c != 0x7f && c != '"' && c != '\\';
+    t['\t'] = true;
+    return t;
+}();
+
 // A request-target: anything visible, obs-text included (as Beast).
 constexpr Table kTarget = [] {
     Table t{};
@@ -85,6 +93,104 @@ bool for_each_element(std::string_view list, F&& f) {
 bool all_token(std::string_view s) {
     for (char c : s)
         if (!in(kToken, c)) return false;
+    return true;
+}
+
+// The scans below work on [p, end) and return where they stopped.
+const char* skip_ws(const char* p, const char* end) {
+    while (p != end && (*p == ' ' || *p == '\t')) ++p;
+    return p;
+}
+const char* skip_token(const char* p, const char* end) {
+    while (p != end && in(kToken, *p)) ++p;
+    return p;
+}
+
+// token / quoted-string at p: past it, or null when there is neither.
+// quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE, quoted-pair = "\"
+// ( HTAB / SP / VCHAR / obs-text ), RFC 9110 §5.6.4.
+const char* skip_value(const char* p, const char* end) {
+    if (p == end) return nullptr;
+    if (*p != '"') {
+        const char* const q = skip_token(p, end);
+        return q == p ? nullptr : q;
+    }
+    for (++p; p != end; ++p) {
+        if (*p == '"') return p + 1;
+        if (*p == '\\') {
+            if (++p == end || !in(kText, *p)) return nullptr;
+        } else if (!in(kQdText, *p)) {
+            return nullptr;
+        }
+    }
+    return nullptr;  // unterminated
+}
+
+// Transfer-Encoding = #transfer-coding (empty elements allowed, RFC 9110
+// §5.6.1), transfer-coding = token *( OWS ";" OWS transfer-parameter ),
+// transfer-parameter = token BWS "=" BWS ( token / quoted-string ) (RFC 9110
+// §10.1.4, RFC 9112 §7). `chunked` says whether the last coding is chunked;
+// `seen` whether chunked came in this or an earlier Transfer-Encoding line.
+// False when the value breaks the grammar, has no coding, gives chunked
+// parameters (RFC 9112 §7.1 defines none) or applies chunked twice (RFC 9112
+// §6.1: a sender MUST NOT; Beast reads "chunked, chunked" as not chunked).
+// "chunked" alone takes one token scan.
+bool parse_codings(std::string_view value, bool& chunked, bool& seen) {
+    const char* p = value.data();
+    const char* const end = p + value.size();
+    bool any = false;
+    for (;;) {
+        p = skip_ws(p, end);
+        if (p == end) return any;
+        if (*p == ',') {
+            ++p;
+            continue;
+        }
+        const char* const coding = p;
+        p = skip_token(p, end);
+        if (p == coding) return false;
+        chunked =
+            iequals(std::string_view(coding, static_cast<std::size_t>(p - coding)), "chunked");
+        if (chunked) {
+            if (seen) return false;
+            seen = true;
+        }
+        any = true;
+        for (;;) {
+            p = skip_ws(p, end);
+            if (p == end || *p == ',') break;
+            if (*p != ';' || chunked) return false;
+            p = skip_ws(p + 1, end);
+            const char* const name = p;
+            p = skip_token(p, end);
+            if (p == name) return false;
+            p = skip_ws(p, end);
+            if (p == end || *p != '=') return false;
+            p = skip_value(skip_ws(p + 1, end), end);
+            if (!p) return false;
+        }
+        if (p == end) return true;
+        ++p;  // ','
+    }
+}
+
+// chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+// chunk-ext-name = token, chunk-ext-val = token / quoted-string (RFC 9112
+// §7.1.1), the whole of [p, end).
+bool valid_chunk_ext(const char* p, const char* end) {
+    while (p != end) {
+        p = skip_ws(p, end);
+        if (p == end || *p != ';') return false;
+        p = skip_ws(p + 1, end);
+        const char* const name = p;
+        p = skip_token(p, end);
+        if (p == name) return false;
+        const char* const eq = skip_ws(p, end);
+        if (eq != end && *eq == '=') {
+            p = skip_value(skip_ws(eq + 1, end), end);
+            if (!p) return false;
+        }
+    }
     return true;
 }
 
@@ -178,6 +284,29 @@ bool parse_field_line(const char*& q, std::string_view& name, std::string_view& 
     line_size = static_cast<std::uint32_t>(p - name_start);
     q = p;
     return true;
+}
+
+// The field lines at q, up to the blank line that ends the section: `last`
+// is just past its "\r\n\r\n" (found by find_section_end). The head and the
+// trailer section both go through here, so that a field line is checked the
+// same way in both; on_line(name, value, line_size) is called for each.
+template <bool padded, class OnLine>
+bool parse_field_lines(const char*& q, const char* last, boost::system::error_code& ec,
+                       OnLine&& on_line) {
+    for (;;) {
+        if (*q == '\r') {
+            if (q + 2 != last) {  // a CR not followed by LF
+                ec = error::bad_line_ending;
+                return false;
+            }
+            q = last;
+            return true;
+        }
+        std::string_view name, value;
+        std::uint32_t line_size = 0;
+        if (!parse_field_line<padded>(q, name, value, line_size, ec)) return false;
+        if (!on_line(name, value, line_size)) return false;
+    }
 }
 
 }  // namespace
@@ -301,20 +430,18 @@ bool RelayParser<isRequest>::parse_head(const char*& p, const char* end, error_c
     const char* nl = static_cast<const char*>(std::memchr(copy, '\n', size));
     if (!parse_start_line(q, nl, ec)) return false;
     head_.fields_.reserve(size / 24 + 4);
-    for (;;) {
-        if (*q == '\r') {
-            if (q + 2 != last) {  // a CR not followed by LF
-                ec = error::bad_line_ending;
-                return false;
-            }
-            break;
-        }
-        Field f;
-        if (!parse_field_line<true>(q, f.name, f.value, f.line_size, ec)) return false;
-        f.known = classify(f.name);
-        if (f.known != Known::other && !on_field(f, ec)) return false;
-        head_.fields_.push_back(f);
-    }
+    const bool fields_ok = parse_field_lines<true>(
+        q, last, ec, [&](std::string_view name, std::string_view value, std::uint32_t line_size) {
+            Field f;
+            f.name = name;
+            f.value = value;
+            f.line_size = line_size;
+            f.known = classify(f.name);
+            if (f.known != Known::other && !on_field(f, ec)) return false;
+            head_.fields_.push_back(f);
+            return true;
+        });
+    if (!fields_ok) return false;
     p = eom;
     finish_head(ec);
     return !ec;
@@ -395,7 +522,10 @@ bool RelayParser<isRequest>::parse_start_line(const char*& q, const char* nl, er
             return false;
         }
         ++p;
-        if (nl - p < 4 || !is_digit(p[0]) || !is_digit(p[1]) || !is_digit(p[2]) || p[3] != ' ') {
+        // status-code = 3DIGIT, 100 to 599 (RFC 9110 §15): "050" is no
+        // status, and would be relayed as "50".
+        if (nl - p < 4 || p[0] < '1' || p[0] > '5' || !is_digit(p[1]) || !is_digit(p[2]) ||
+            p[3] != ' ') {
             ec = error::bad_status;
             return false;
         }
@@ -467,22 +597,12 @@ bool RelayParser<isRequest>::on_field(const Field& f, error_code& ec) {
                 ec = error::bad_transfer_encoding;
                 return false;
             }
-            // Chunked when it is the last coding. A list that is not one of
-            // codings (token, then parameters after ';') is refused: Beast
-            // took "chunked:" for chunked.
-            std::string_view last;
-            const bool ok = for_each_element(f.value, [&](std::string_view element) {
-                if (element.empty()) return true;
-                const auto coding = trim(element.substr(0, element.find(';')));
-                if (coding.empty() || !all_token(coding)) return false;
-                last = coding;
-                return true;
-            });
-            if (!ok) {
+            // Chunked when it is the last coding. A value that is not a list
+            // of codings is refused: Beast took "chunked:" for chunked.
+            if (!parse_codings(f.value, chunked_, te_chunked_)) {
                 ec = error::bad_transfer_encoding;
                 return false;
             }
-            chunked_ = iequals(last, "chunked");
             return true;
         }
         default:
@@ -539,17 +659,9 @@ bool RelayParser<isRequest>::parse_chunk_size(const char*& p, const char* end, e
         return false;
     }
     const char* const cr = nl - 1;
-    if (q != cr) {  // BWS ";" extensions, which we drop
-        while (*q == ' ' || *q == '\t') ++q;
-        if (*q != ';') {
-            ec = error::bad_chunk_extension;
-            return false;
-        }
-        for (; q < cr; ++q)
-            if (!in(kText, *q)) {
-                ec = error::bad_chunk_extension;
-                return false;
-            }
+    if (q != cr && !valid_chunk_ext(q, cr)) {  // checked, then dropped
+        ec = error::bad_chunk_extension;
+        return false;
     }
     p = nl + 1;
     if (size == 0) {
@@ -584,11 +696,9 @@ bool RelayParser<isRequest>::parse_trailer(const char*& p, const char* end, erro
     const char* const eom = find_section_end(p, end, ec);
     if (!eom) return false;
     const char* q = p;
-    while (q != eom - 2) {
-        std::string_view name, value;
-        std::uint32_t line_size = 0;
-        if (!parse_field_line<false>(q, name, value, line_size, ec)) return false;
-    }
+    if (!parse_field_lines<false>(
+            q, eom, ec, [](std::string_view, std::string_view, std::uint32_t) { return true; }))
+        return false;
     p = eom;
     state_ = State::done;
     return true;

@@ -127,6 +127,7 @@ private:
     bool skip_body_ = false;
     bool has_length_ = false;
     bool chunked_ = false;
+    bool te_chunked_ = false;  // chunked named in a Transfer-Encoding, last or not
     bool conn_close_ = false;
     bool conn_keep_alive_ = false;
     bool to_eof_ = false;

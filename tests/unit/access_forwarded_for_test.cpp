@@ -235,4 +235,17 @@ TEST(ForwardedElement, RejectsEverythingElse) {
     }
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_forwarded_for): Asio's address parser
+// reads a C string, so the bytes after a NUL were never looked at and
+// "192.0.2.1\0junk" was 192.0.2.1. The request parser refuses NUL in a
+// header value, so this was not reachable from a client; the function is
+// exact on its own now.
+TEST(ForwardedElement, RejectsANulAndWhatFollowsIt) {
+    using namespace std::string_view_literals;
+    for (auto bad : {"192.0.2.1\0junk"sv, "192.0.2.1\0"sv, "192.0.2.1:80\0"sv, "2001:db8::1\0x"sv,
+                     "[2001:db8::1\0x]:443"sv, "[2001:db8::1]:4\0"sv}) {
+        EXPECT_FALSE(parse_forwarded_element(bad)) << "accepted a NUL at " << bad.find('\0');
+    }
+}
+
 }  // namespace

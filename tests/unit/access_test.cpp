@@ -9,6 +9,7 @@
 
 #include <initializer_list>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace {
@@ -18,7 +19,9 @@ using dsgw::access::CidrSet;
 using dsgw::access::Decision;
 using dsgw::access::Policy;
 
-ip::address addr(const char* text) { return ip::make_address(text); }
+ip::address addr(const char* text) {
+    return ip::make_address(text);
+}
 
 CidrSet set_of(std::initializer_list<const char*> ranges) {
     CidrSet set;
@@ -131,10 +134,21 @@ TEST(CidrParse, HostBitsSetIsAnErrorWithASuggestion) {
 }
 
 TEST(CidrParse, GarbageIsAnError) {
-    for (const char* bad : {"", "hello", "300.1.1.1", "10.0.0", "10.0.0.0.0", " 10.0.0.1",
-                            "10.0.0.1 ", "10.0.0.0 /8", "/8", "example.com/24", "2001:db8:::1",
-                            "[::1]", "10.0.0.1:80", "*"}) {
+    for (const char* bad :
+         {"", "hello", "300.1.1.1", "10.0.0", "10.0.0.0.0", " 10.0.0.1", "10.0.0.1 ", "10.0.0.0 /8",
+          "/8", "example.com/24", "2001:db8:::1", "[::1]", "10.0.0.1:80", "*"}) {
         EXPECT_NE(error_for(bad), "") << "accepted \"" << bad << "\"";
+    }
+}
+
+// Found by fuzzing (tests/fuzz/fuzz_cidr): Asio's address parser reads a C
+// string, so "10.0.0.1\0junk" (YAML can write a NUL: "\0") was 10.0.0.1.
+TEST(CidrParse, ANulIsAnError) {
+    using namespace std::string_view_literals;
+    for (auto bad : {"10.0.0.1\0junk"sv, "10.0.0.0\0/8"sv, "::1\0"sv, "2001:db8::\0/32"sv}) {
+        CidrSet set;
+        EXPECT_TRUE(set.add(bad)) << "accepted a NUL at " << bad.find('\0');
+        EXPECT_TRUE(set.empty());
     }
 }
 
@@ -360,7 +374,8 @@ TEST(Admission, TrustedProxyIsAdmittedAndItsRequestsJudged) {
     EXPECT_EQ(a.action, AcceptAction::admit);
     EXPECT_EQ(a.client, addr("10.0.0.2"));
     // Per request, on the client it names.
-    std::vector<std::string_view> lan{"192.168.1.10"}, outside{"203.0.113.7"}, denied{"192.168.1.66"};
+    std::vector<std::string_view> lan{"192.168.1.10"}, outside{"203.0.113.7"},
+        denied{"192.168.1.66"};
     auto fc = dsgw::access::resolve_forwarded_for(a.client, lan, l.proxies);
     EXPECT_EQ(judge_request(fc, l.rules), Decision::allowed);
     fc = dsgw::access::resolve_forwarded_for(a.client, outside, l.proxies);

@@ -243,6 +243,14 @@ std::string allowed_difference(std::string_view wire, const Outcome& ours, const
     if (ours.ec == http::error::bad_value && (head.find("\r\n ") != std::string_view::npos ||
                                               head.find("\r\n\t") != std::string_view::npos))
         return "obs-fold";
+    // A status code outside 100-599 ("050", "900"): Beast takes any three
+    // digits.
+    if (ours.ec == http::error::bad_status && theirs.kind != Outcome::failed && wire.size() > 12 &&
+        std::all_of(wire.begin() + 9, wire.begin() + 12,
+                    [](char c) { return c >= '0' && c <= '9'; })) {
+        const auto code = std::stoi(std::string(wire.substr(9, 3)));
+        if (code < 100 || code > 599) return "status range";
+    }
     // A Transfer-Encoding that is no list of codings: Beast reads
     // "chunked:" as chunked, we refuse it.
     if (ours.ec == http::error::bad_transfer_encoding && theirs.kind != Outcome::incomplete)
@@ -732,12 +740,13 @@ TEST(RelayParser, RefusesTransferEncodingThatIsNoListOfCodings) {
 }
 
 TEST(RelayParser, ChunkExtensionsAreSkippedNotRead) {
-    // Beast refuses "5;" (an empty extension name); the extensions are
-    // dropped anyway, since we write our own chunk framing upstream.
+    // The extensions are checked and dropped, since we write our own chunk
+    // framing upstream.
     RelayParser<true> p;
     error_code ec;
     const std::string wire =
-        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;\r\nhello\r\n0\r\n\r\n";
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+        "chunked\r\n\r\n5;a=b\r\nhello\r\n0\r\n\r\n";
     p.put(asio::const_buffer(wire.data(), wire.size()), ec);
     EXPECT_FALSE(ec) << ec.message();
     EXPECT_TRUE(p.is_done());
@@ -787,6 +796,177 @@ TEST(RelayParser, ChunkSizeLineHasABound) {
     const std::string shorter = "5;" + std::string(100, 'x');
     EXPECT_EQ(q.put(asio::const_buffer(shorter.data(), shorter.size()), ec), 0u);
     EXPECT_EQ(ec, http::error::need_more) << "a line still arriving";
+}
+
+// ------------------------------------------------ exact grammar (issue 15, 8)
+
+// The error one put() of a whole response gives, and whether it completed.
+error_code response_error(std::string_view raw, bool* done = nullptr) {
+    RelayParser<false> p;
+    error_code ec;
+    p.put(asio::const_buffer(raw.data(), raw.size()), ec);
+    if (done) *done = p.is_done();
+    return ec;
+}
+
+// RFC 9110 §15: a status code is three digits, 100 to 599. "050" used to be
+// taken as 50 and relayed as "HTTP/1.1 50 x".
+TEST(RelayParser, StatusCodeIsThreeDigitsFrom100To599) {
+    for (auto status : {"000", "050", "099", "600", "999"}) {
+        SCOPED_TRACE(status);
+        EXPECT_EQ(
+            response_error(std::string("HTTP/1.1 ") + status + " x\r\nContent-Length: 0\r\n\r\n"),
+            http::error::bad_status);
+    }
+    for (auto status : {"100", "200", "404", "599"}) {
+        SCOPED_TRACE(status);
+        bool done = false;
+        EXPECT_EQ(response_error(
+                      std::string("HTTP/1.1 ") + status + " x\r\nContent-Length: 0\r\n\r\n", &done),
+                  error_code{});
+        EXPECT_TRUE(done);
+    }
+    // Refused as soon as the start line is complete, before the head is.
+    EXPECT_EQ(response_error("HTTP/1.1 050 x\r\nServer: a"), http::error::bad_status);
+}
+
+// Transfer-Encoding = #transfer-coding; transfer-coding = token *( OWS ";" OWS
+// transfer-parameter ); transfer-parameter = token BWS "=" BWS ( token /
+// quoted-string ) (RFC 9110 §10.1.4, RFC 9112 §7). chunked has no parameters.
+TEST(RelayParser, TransferEncodingFollowsItsGrammar) {
+    const auto te = [](std::string_view value, bool* chunked = nullptr) {
+        RelayParser<false> p;
+        const auto wire = std::string("HTTP/1.1 200 OK\r\nTransfer-Encoding: ") +
+                          std::string(value) + "\r\n\r\n0\r\n\r\n";
+        error_code ec;
+        p.put(asio::const_buffer(wire.data(), wire.size()), ec);
+        if (chunked) *chunked = p.chunked();
+        return ec;
+    };
+    for (auto value :
+         {"chunked;x=1", "chunked ; x=1", "gzip, chunked;x=\"1\"", "gzip;", "gzip; ", "gzip;q",
+          "gzip;q=", "gzip;=1", "gzip;q=\"1", "gzip;q=\"1\\\"", "gzip;q=1;", "gzip;q=a b, chunked",
+          "gzip;q=1 x, chunked", "gzip;q=(1)", "gzip;q=\"a\"\"b\", chunked", ";", ",", ", ,", "",
+          "gzip;;q=1", "gzip;q=\"1\"x, chunked", "gzip;q=1=2, chunked",
+          // chunked applied twice (RFC 9112 §6.1): Beast takes
+          // it as not chunked, a server behind us might not.
+          "chunked, chunked", "chunked,gzip,chunked", "chunked, CHUNKED"}) {
+        SCOPED_TRACE(printable(value));
+        EXPECT_EQ(te(value), http::error::bad_transfer_encoding);
+    }
+    for (auto value : {"chunked", "gzip, chunked", "gzip;q=1, chunked", "gzip ; q = 1 , chunked",
+                       "gzip;q=\"a,b\", chunked", "gzip;q=\"\\\"\";r=s, chunked",
+                       "gzip;q=\"\", chunked", ", chunked", "gzip,,chunked", "CHUNKED"}) {
+        SCOPED_TRACE(printable(value));
+        bool chunked = false;
+        EXPECT_EQ(te(value, &chunked), error_code{});
+        EXPECT_TRUE(chunked);
+    }
+    // chunked in an earlier line, and again.
+    {
+        RelayParser<false> p;
+        const std::string wire =
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, gzip\r\n"
+            "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n";
+        error_code ec;
+        p.put(asio::const_buffer(wire.data(), wire.size()), ec);
+        EXPECT_EQ(ec, http::error::bad_transfer_encoding);
+    }
+    // Not last: not chunked (a response then runs to the end of the
+    // connection; a request is refused by the session's shape check).
+    bool chunked = true;
+    EXPECT_EQ(te("chunked, gzip;level=\"9\"", &chunked), error_code{});
+    EXPECT_FALSE(chunked);
+}
+
+// The trailer section goes through the same field-line checks as the head:
+// for each faulty field line, the same error in both places.
+TEST(RelayParser, TrailerFieldsAreCheckedLikeHeaderFields) {
+    const std::vector<std::string> sections = {
+        "X-A: 1\r\n",                                      // fine
+        "X-A: 1\r\n\rX-B: 2\r\n",                          // a bare CR at the start of a line
+        "X-A: 1\rX-B: 2\r\n",                              // a bare CR in a value
+        "X-A: 1\r\n 2\r\n",                                // obs-fold
+        "X-A: 1\r\n\t2\r\n",                               // obs-fold with a tab
+        "X-A: 1\nX-B: 2\r\n",                              // a bare LF
+        "X-A: 1\r\n\nX-B: 2\r\n",                          // a bare LF on a line of its own
+        std::string("X-A: 1\0 2\r\n", 11),                 // NUL
+        "X-A: 1\x7f\r\n",                                  // DEL
+        "X-A: \x80\xff obs-text\r\n",                      // obs-text is allowed
+        "X A: 1\r\n",                                      // no token
+        "X-A : 1\r\n",                                     // space before the colon
+        ": 1\r\n",                                         // no name
+        "X-A\r\n",                                         // no colon
+        "X-A:1\r\nX-B:\t\r\n",                             // empty values
+        "X-A: " + std::string(40, 'v') + "\x01" + "\r\n",  // past a 16-byte block
+    };
+    for (const auto& lines : sections) {
+        SCOPED_TRACE(printable(lines));
+        const auto head_ec = put_error("POST / HTTP/1.1\r\nHost: a\r\n" + lines + "\r\n");
+        const std::string chunked =
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+            "1\r\nx\r\n0\r\n";
+        for (std::size_t step : {std::size_t{1}, std::size_t{7}, std::size_t{4096}}) {
+            RelayParser<true> p;
+            error_code ec;
+            relay(p, chunked + lines + "\r\n", step, ec);
+            EXPECT_EQ(ec, head_ec)
+                << "step " << step << ": " << ec.message() << " vs " << head_ec.message();
+            if (!ec) EXPECT_TRUE(p.is_done());
+        }
+    }
+}
+
+// The trailer section has the head's size bound: header_limit.
+TEST(RelayParser, TrailerSectionHasTheHeadsBound) {
+    const std::string head =
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+    for (std::size_t step : {std::size_t{16}, std::size_t{4096}}) {
+        RelayParser<true> big;
+        big.header_limit(128);
+        error_code ec;
+        relay(big, head + "X-Big: " + std::string(200, 'x') + "\r\n\r\n", step, ec);
+        EXPECT_EQ(ec, http::error::header_limit) << ec.message() << " step " << step;
+        RelayParser<true> fits;
+        fits.header_limit(128);
+        relay(fits, head + "X-Small: " + std::string(50, 'x') + "\r\n\r\n", step, ec);
+        EXPECT_FALSE(ec) << ec.message();
+        EXPECT_TRUE(fits.is_done());
+    }
+}
+
+// chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] ),
+// chunk-ext-name = token, chunk-ext-val = token / quoted-string (RFC 9112
+// §7.1.1). Still dropped, but only once they follow the grammar.
+TEST(RelayParser, ChunkExtensionsFollowTheGrammar) {
+    const auto chunk = [](std::string_view size_line, bool* done = nullptr) {
+        RelayParser<true> p;
+        const std::string wire =
+            "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n" +
+            std::string(size_line) + "\r\nhello\r\n0\r\n\r\n";
+        error_code ec;
+        p.put(asio::const_buffer(wire.data(), wire.size()), ec);
+        if (done) *done = p.is_done() && p.piece_bytes() == 5;
+        return ec;
+    };
+    for (auto line : {"5;",      "5; ",           "5 ;",         "5 ",        "5;a ",
+                      "5;a=",    "5;a= ",         "5;=b",        "5;a;",      "5;a b",
+                      "5;a=b c", "5;a=\"x",       "5;a=\"x\\\"", "5;a=\"x\\", "5;a=\"x\"y",
+                      "5;a=(b)", "5;a=\"x\x01\"", "5;a=b=c",     "5x",        "5;a\x7f"}) {
+        SCOPED_TRACE(printable(line));
+        EXPECT_EQ(chunk(line), http::error::bad_chunk_extension);
+    }
+    for (auto line : {"5;a", "5;a=b", "5 ; a = b", "5\t;\ta\t=\tb", "5;a=\"x y;z\"", "5;a=\"\\\"\"",
+                      "5;a;b=c", "5;a=\"\"", "5;a=\"\x80\"", "5;a=b;c=\"d\""}) {
+        SCOPED_TRACE(printable(line));
+        bool done = false;
+        EXPECT_EQ(chunk(line, &done), error_code{});
+        EXPECT_TRUE(done);
+    }
+    // The last chunk's extensions too.
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                        "0;a=\"x\r\n\r\n"),
+              http::error::bad_chunk_extension);
 }
 
 TEST(RelayParserVsBeast, Requests) {
