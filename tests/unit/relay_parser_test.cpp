@@ -679,6 +679,22 @@ TEST(RelayParser, RejectsContentLengthWithTransferEncoding) {
               http::error::bad_content_length);
 }
 
+// Whatever the coding: a response "Transfer-Encoding: gzip" then
+// "Content-Length: 2" was framed by the length (found by the desync corpus).
+TEST(RelayParser, RejectsContentLengthAfterAnyTransferEncoding) {
+    for (std::string_view te : {"gzip", "identity", "gzip, chunked"}) {
+        std::string raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: " + std::string(te) +
+                          "\r\nContent-Length: 2\r\n\r\nok";
+        RelayParser<false> p;
+        error_code ec;
+        p.put(asio::const_buffer(raw.data(), raw.size()), ec);
+        EXPECT_EQ(ec, http::error::bad_content_length) << te;
+    }
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+                        "Content-Length: 5\r\n\r\n"),
+              http::error::bad_content_length);
+}
+
 TEST(RelayParser, RejectsConflictingContentLengths) {
     EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
                         "Content-Length: 6\r\n\r\n"),
