@@ -255,6 +255,15 @@ std::string allowed_difference(std::string_view wire, const Outcome& ours, const
     // "chunked:" as chunked, we refuse it.
     if (ours.ec == http::error::bad_transfer_encoding && theirs.kind != Outcome::incomplete)
         return "invalid coding";
+    // Content-Length with a Transfer-Encoding other than chunked: Beast
+    // frames by the length, we refuse the message (RFC 9112 §6.3).
+    if (ours.ec == http::error::bad_content_length) {
+        std::string lower(head);
+        std::transform(lower.begin(), lower.end(), lower.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (lower.find("\r\ntransfer-encoding:") != std::string::npos)
+            return "Content-Length with any Transfer-Encoding";
+    }
     // A chunk line refused by both, sometimes under another name: we check
     // the line ending first, and read no chunk extension (we frame what we
     // send ourselves, so the upstream never sees them).
