@@ -163,6 +163,13 @@ TEST(Hardening1, LeftoverBytesCloseTheUpstreamConnection) {
         EXPECT_EQ(now - errors, 1) << "protocol errors not counted once";
         errors = now;
     }
+
+    // Six broken responses from one server, one warning: the log is rate
+    // limited per server (once a minute), the counter is not.
+    int warnings = 0;
+    for (const auto& line : gw.process().lines(Process::Stream::any))
+        if (line.find("bytes after the end of a response") != std::string::npos) ++warnings;
+    EXPECT_EQ(warnings, 1) << gw.logs();
 }
 
 // An idle pooled connection that receives bytes is evicted: the next request
