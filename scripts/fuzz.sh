@@ -28,7 +28,7 @@ build_dir="${FUZZ_BUILD_DIR:-build-fuzz}"
 export CCACHE_NOHASHDIR=true
 if [ ! -f "$build_dir/build.ninja" ]; then
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 \
+    -DCMAKE_CXX_COMPILER=clang++-14 \
     -DDSGW_FUZZ=ON -DDSGW_BUILD_TESTS=OFF >/dev/null
 fi
 ninja -C "$build_dir" -j "${JOBS:-2}" fuzz >"$build_dir/fuzz-build.log" 2>&1 || {
@@ -59,6 +59,9 @@ target_options() {
     fuzz_request_parser|fuzz_response_parser|fuzz_beast_diff|fuzz_chunked) dict=tests/fuzz/http.dict ;;
   esac
   [ -f "$dict" ] && echo "-dict=$dict"
+  # Smaller than the default 2 GiB: libFuzzer's report of an out-of-memory
+  # input walks the whole heap first.
+  [ "$1" = fuzz_config ] && echo "-rss_limit_mb=1024 -malloc_limit_mb=512"
   return 0
 }
 
@@ -91,6 +94,8 @@ for t in "${targets[@]}"; do
   artifacts="$build_dir/fuzz-artifacts/$t/"
   mkdir -p "$scratch" "$artifacts"
   log="$build_dir/fuzz-run-$t.log"
+  stamp="$build_dir/fuzz-start-$t"  # tells this run's crash inputs from older ones
+  touch "$stamp"
   rc=0
   # The outer timeout: libFuzzer's out-of-memory report walks the heap while
   # the input goes on growing it, and can take longer than the run itself.
@@ -105,7 +110,7 @@ for t in "${targets[@]}"; do
   cov=$(sed -n 's/.* cov: \([0-9]*\).*/\1/p' <<<"$last")
   ft=$(sed -n 's/.* ft: \([0-9]*\).*/\1/p' <<<"$last")
   corpus=$(sed -n 's/.* corp: \([0-9]*\/[^ ]*\).*/\1/p' <<<"$last")
-  crashes=$(find "$artifacts" -type f | wc -l)
+  crashes=$(find "$artifacts" -type f -newer "$stamp" | wc -l)
   if [ "$rc" -ne 0 ] && [ "$crashes" -eq 0 ]; then crashes="rc=$rc"; fi
   printf '%-22s %12s %8s %7s %7s %12s %7s\n' "$t" "${execs:-?}" "${speed:-?}" "${cov:-?}" \
     "${ft:-?}" "$corpus" "$crashes"

@@ -699,9 +699,28 @@ bool RelayParser<isRequest>::parse_trailer(const char*& p, const char* end, erro
     const char* const eom = find_section_end(p, end, ec);
     if (!eom) return false;
     const char* q = p;
-    if (!parse_field_lines<false>(
-            q, eom, ec, [](std::string_view, std::string_view, std::uint32_t) { return true; }))
-        return false;
+    // The fields that frame the message or rule the connection cannot come
+    // after the body (RFC 9110 §6.5.1); a parser that applied them anyway
+    // (Beast does) would frame or keep the connection otherwise. Refused,
+    // with the error the head would give to a repeated one.
+    const bool ok = parse_field_lines<false>(
+        q, eom, ec, [&](std::string_view name, std::string_view, std::uint32_t) {
+            switch (classify(name)) {
+                case Known::content_length:
+                    ec = error::bad_content_length;
+                    return false;
+                case Known::transfer_encoding:
+                    ec = error::bad_transfer_encoding;
+                    return false;
+                case Known::connection:
+                case Known::proxy_connection:
+                    ec = error::bad_value;
+                    return false;
+                default:
+                    return true;
+            }
+        });
+    if (!ok) return false;
     p = eom;
     state_ = State::done;
     return true;

@@ -13,6 +13,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Limits l = limits_from(data[0]);
     const bool request = (data[0] & 0x80) != 0;
     const std::string_view wire(reinterpret_cast<const char*>(data + 1), size - 1);
+    current_wire() = wire;
     if (request) {
         l.skip = false;
         compare_with_beast(wire, run_ours<true>(wire, l, Slices{}, false),

@@ -129,6 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const std::size_t message = wire.size();
     wire += in.ConsumeRemainingBytesAsString();  // what follows on the connection
 
+    current_wire() = wire;
     const Limits l;  // 8 KiB head, no body limit
     if (request) {
         const auto sliced = run_ours<true>(wire, l, slices, false);

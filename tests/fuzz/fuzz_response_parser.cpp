@@ -20,6 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Slices slices;
     slices.sizes.assign(data + 2, data + 2 + n);
     const std::string_view wire(reinterpret_cast<const char*>(data + 2 + n), size - 2 - n);
+    current_wire() = wire;
     const auto sliced = run_ours<false>(wire, l, slices, eof);
     const auto whole = run_ours<false>(wire, l, Slices{}, eof);
     check_same_outcome(sliced, whole);

@@ -942,6 +942,29 @@ TEST(RelayParser, TrailerFieldsAreCheckedLikeHeaderFields) {
     }
 }
 
+// Found by fuzzing against Beast (tests/fuzz/fuzz_beast_diff): a trailer
+// "Transfer-Encoding: chunked" made Beast refuse the message while we took
+// it, and Beast applies a trailer "Connection: close" to keep-alive. Fields
+// that frame the message or rule the connection cannot come after the body
+// (RFC 9110 §6.5.1): refused in a trailer section.
+TEST(RelayParser, FramingFieldsAreRefusedInTrailers) {
+    const std::string chunked =
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nx\r\n0\r\n";
+    const std::vector<std::pair<std::string, error_code>> cases = {
+        {"Transfer-Encoding: chunked", http::error::bad_transfer_encoding},
+        {"transfer-encoding: gzip", http::error::bad_transfer_encoding},
+        {"Content-Length: 1", http::error::bad_content_length},
+        {"Connection: close", http::error::bad_value},
+        {"Proxy-Connection: keep-alive", http::error::bad_value},
+        {"X-Checksum: abc", error_code{}},
+        {"Trailer: x", error_code{}},
+    };
+    for (const auto& [line, expected] : cases) {
+        SCOPED_TRACE(line);
+        EXPECT_EQ(put_error(chunked + "X-A: 1\r\n" + line + "\r\n\r\n"), expected);
+    }
+}
+
 // The trailer section has the head's size bound: header_limit.
 TEST(RelayParser, TrailerSectionHasTheHeadsBound) {
     const std::string head =
