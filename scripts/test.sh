@@ -4,8 +4,9 @@
 # loopback) twice: once as built for production (build/ or $BUILD_DIR), once
 # built with ASan and UBSan (build-asan/ or $ASAN_BUILD_DIR, -DDSGW_SANITIZE=ON),
 # where the integration tests start the sanitized gateway and mock servers of
-# that build. This is what CI runs (.ci/run). It stops at the first stage that
-# fails and says which.
+# that build; in between, the committed fuzz corpora are replayed through every
+# libFuzzer target (scripts/fuzz.sh --replay, build-fuzz/). This is what CI
+# runs (.ci/run). It stops at the first stage that fails and says which.
 #
 #   JOBS        parallel compile jobs (default 2: Beast is heavy on 2 cores)
 #   CTEST_JOBS  tests run at once (default 4: most of them wait on sockets)
@@ -43,18 +44,19 @@ run_ctest() {
     (cd "$1" && ctest --output-on-failure -j "$ctest_jobs" --timeout 300)
 }
 
-stage "1/4 normal build ($build_dir)"
+stage "1/5 normal build ($build_dir)"
 scripts/build.sh
 
-stage "2/4 normal tests ($build_dir)"
+stage "2/5 normal tests ($build_dir)"
 run_ctest "$build_dir"
 
-# ---- fuzz corpus replay (scripts/fuzz.sh --replay) goes here -----------------
+stage "3/5 fuzz corpus replay (build-fuzz, clang, libFuzzer)"
+scripts/fuzz.sh --replay
 
-stage "3/4 sanitizer build ($asan_dir, ASan+UBSan)"
+stage "4/5 sanitizer build ($asan_dir, ASan+UBSan)"
 BUILD_DIR="$asan_dir" scripts/build.sh -DDSGW_SANITIZE=ON
 
-stage "4/4 sanitizer tests ($asan_dir)"
+stage "5/5 sanitizer tests ($asan_dir)"
 # The tests and every process they start (gateway, mock servers) inherit
 # these. abort_on_error turns every finding into a SIGABRT, which ctest reports
 # as a crash; UBSan stops at the first one (the build also has
