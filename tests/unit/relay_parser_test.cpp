@@ -937,7 +937,9 @@ TEST(RelayParser, TrailerFieldsAreCheckedLikeHeaderFields) {
             relay(p, chunked + lines + "\r\n", step, ec);
             EXPECT_EQ(ec, head_ec)
                 << "step " << step << ": " << ec.message() << " vs " << head_ec.message();
-            if (!ec) EXPECT_TRUE(p.is_done());
+            if (!ec) {
+                EXPECT_TRUE(p.is_done());
+            }
         }
     }
 }
