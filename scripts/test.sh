@@ -28,7 +28,7 @@ stage() {
 }
 finish_stage() {
     if [ -n "$stage_name" ]; then
-        summary+=("$(printf '%-40s %4ds' "$stage_name" $((SECONDS - stage_start)))")
+        summary+=("$(printf '%-46s %5ds' "$stage_name" $((SECONDS - stage_start)))")
     fi
     stage_name=
 }
