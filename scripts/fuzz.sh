@@ -25,7 +25,9 @@ esac
 
 "$PWD/scripts/install-deps.sh"
 build_dir="${FUZZ_BUILD_DIR:-build-fuzz}"
-export CCACHE_NOHASHDIR=true
+# ccache: paths relative to the checkout, so any clone (CI's fresh one too)
+# shares the cache.
+export CCACHE_NOHASHDIR=true CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 if [ ! -f "$build_dir/build.ninja" ]; then
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_COMPILER=clang++-14 \

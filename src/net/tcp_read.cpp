@@ -18,7 +18,7 @@ bool enable_read_hint(int fd) {
 namespace detail {
 
 ad::reactor_op::status recv_with_hint(int fd, boost::asio::mutable_buffer b,
-                                      boost::system::error_code& ec, std::size_t& n) {
+                                      boost::system::error_code& ec, std::size_t& n, int* left) {
     alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
     iovec iov{b.data(), b.size()};
     msghdr msg{};
@@ -31,14 +31,16 @@ ad::reactor_op::status recv_with_hint(int fd, boost::asio::mutable_buffer b,
         if (r > 0) {
             ec = {};
             n = static_cast<std::size_t>(r);
+            if (left) *left = -1;
             // TCP_CM_INQ: bytes still queued, or 1 when only a FIN is (so a
             // close is never mistaken for "drained").
             for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
                 if (c->cmsg_level == IPPROTO_TCP && c->cmsg_type == TCP_CM_INQ &&
                     c->cmsg_len >= CMSG_LEN(sizeof(int))) {
-                    int left = 0;
-                    std::memcpy(&left, CMSG_DATA(c), sizeof left);
-                    if (left == 0) return ad::reactor_op::done_and_exhausted;
+                    int queued = 0;
+                    std::memcpy(&queued, CMSG_DATA(c), sizeof queued);
+                    if (left) *left = queued;
+                    if (queued == 0) return ad::reactor_op::done_and_exhausted;
                 }
             }
             return ad::reactor_op::done;

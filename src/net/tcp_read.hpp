@@ -56,9 +56,12 @@ namespace detail {
 
 // recvmsg(2) into `b` without blocking. Returns not_done on EAGAIN; done with
 // `ec` set on an error or at the end of the stream; done_and_exhausted when the
-// read left nothing behind; done otherwise.
+// read left nothing behind; done otherwise. With `left`, a read that got
+// bytes stores there what the kernel reported it left behind (1 may be a
+// FIN alone), or -1 when the kernel said nothing.
 ad::reactor_op::status recv_with_hint(int fd, boost::asio::mutable_buffer b,
-                                      boost::system::error_code& ec, std::size_t& n);
+                                      boost::system::error_code& ec, std::size_t& n,
+                                      int* left = nullptr);
 
 // The socket's Asio state (descriptor and reactor registration). basic_socket
 // keeps it protected; a pointer to the member, formed in a derived class, is
@@ -138,8 +141,9 @@ struct InitiateRead {
 struct PlainReader {
     int fd;
     boost::asio::mutable_buffer buffer;
+    int* left;
     ad::reactor_op::status operator()(boost::system::error_code& ec, std::size_t& n) const {
-        return recv_with_hint(fd, buffer, ec, n);
+        return recv_with_hint(fd, buffer, ec, n, left);
     }
 };
 
@@ -154,12 +158,20 @@ inline ad::reactor& reactor_of(boost::asio::io_context& ctx) {
 // One read from `s` into `b`, as s.async_read_some(b, token), but with the
 // drained-socket hint above. `reactor` is reactor_of(the socket's context).
 // The socket must be open; the read itself never blocks (MSG_DONTWAIT).
+// With `left`, what the read left behind in the kernel, as recv_with_hint()
+// tells it (the upstream side uses it: bytes past a response's end).
 template <class Token>
-auto async_read_hinted(ad::reactor& reactor, Socket& s, boost::asio::mutable_buffer b,
+auto async_read_hinted(ad::reactor& reactor, Socket& s, boost::asio::mutable_buffer b, int* left,
                        Token&& token) {
     const int fd = s.is_open() ? s.native_handle() : -1;
     return boost::asio::async_initiate<Token, void(boost::system::error_code, std::size_t)>(
-        detail::InitiateRead{}, token, &reactor, &s, detail::PlainReader{fd, b}, b.size() == 0);
+        detail::InitiateRead{}, token, &reactor, &s, detail::PlainReader{fd, b, left},
+        b.size() == 0);
+}
+template <class Token>
+auto async_read_hinted(ad::reactor& reactor, Socket& s, boost::asio::mutable_buffer b,
+                       Token&& token) {
+    return async_read_hinted(reactor, s, b, nullptr, static_cast<Token&&>(token));
 }
 
 }  // namespace dsgw::net

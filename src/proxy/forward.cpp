@@ -156,6 +156,26 @@ bool hop_by_hop(Known k, std::string_view name, std::string_view connection) {
     }
 }
 
+// The upstream's reason phrase, or the standard one when it sent none.
+std::string_view reason_of(const ResponseHead& res) {
+    auto reason = res.reason();
+    if (reason.empty()) {
+        const auto standard = http::obsolete_reason(static_cast<http::status>(res.result_int()));
+        reason = std::string_view(standard.data(), standard.size());
+    }
+    return reason;
+}
+
+// "HTTP/1.1 NNN reason": we speak HTTP/1.1 to the client whatever the
+// upstream's version.
+void status_line(HeadWriter& w, const ResponseHead& res, std::string_view reason) {
+    w.put("HTTP/1.1 ");
+    w.number(res.result_int());
+    w.put(' ');
+    w.put(reason);
+    w.put("\r\n");
+}
+
 }  // namespace
 
 bool is_hop_by_hop(std::string_view name, std::string_view connection) {
@@ -183,7 +203,12 @@ void build_upstream_request_head(const RequestHead& req, const ForwardContext& c
                           req.wire_size() + 128);
     w.put(req.method_string());
     w.put(' ');
-    w.put(req.target());
+    if (!ctx.authority.empty()) {
+        if (ctx.origin_form.empty() || ctx.origin_form.front() != '/') w.put('/');
+        w.put(ctx.origin_form);
+    } else {
+        w.put(req.target());
+    }
     w.put(" HTTP/1.1\r\n");
 
     std::string_view host;
@@ -200,6 +225,14 @@ void build_upstream_request_head(const RequestHead& req, const ForwardContext& c
                 if (ctx.strip_authorization) continue;
                 break;
             case Known::host:
+                if (!ctx.authority.empty()) {  // the target's authority wins
+                    if (host.empty()) {
+                        w.end_lines();
+                        w.field("Host", ctx.authority);
+                    }
+                    host = ctx.authority;
+                    continue;
+                }
                 // An empty Host means "no authority": we send our own, once.
                 if (f.value.empty()) continue;
                 host = f.value;
@@ -213,6 +246,10 @@ void build_upstream_request_head(const RequestHead& req, const ForwardContext& c
         w.line(f);
     }
     w.end_lines();
+    if (host.empty() && !ctx.authority.empty()) {
+        host = ctx.authority;
+        w.field("Host", host);
+    }
     if (host.empty()) w.field("Host", ctx.default_host);
     w.framing(framing, body_length);
     w.field("X-Forwarded-For", xff);
@@ -230,20 +267,25 @@ void build_upstream_request_head(const RequestHead& req, const ForwardContext& c
     w.put("\r\n");
 }
 
-void build_client_response_head(const ResponseHead& res, Framing framing, std::uint64_t body_length,
-                                bool keep_alive, unsigned client_version, std::string& out) {
-    auto reason = res.reason();
-    if (reason.empty()) {
-        const auto standard = http::obsolete_reason(static_cast<http::status>(res.result_int()));
-        reason = std::string_view(standard.data(), standard.size());
-    }
+void build_interim_response_head(const ResponseHead& res, std::string& out) {
+    const auto reason = reason_of(res);
     const std::string conn = connection_tokens(res);
     HeadWriter w(out, bound_for(res) + reason.size());
-    w.put("HTTP/1.1 ");
-    w.number(res.result_int());
-    w.put(' ');
-    w.put(reason);
+    status_line(w, res, reason);
+    for (const auto& f : res) {
+        if (f.known == Known::content_length || hop_by_hop(f.known, f.name, conn)) continue;
+        w.line(f);
+    }
+    w.end_lines();
     w.put("\r\n");
+}
+
+void build_client_response_head(const ResponseHead& res, Framing framing, std::uint64_t body_length,
+                                bool keep_alive, unsigned client_version, std::string& out) {
+    const auto reason = reason_of(res);
+    const std::string conn = connection_tokens(res);
+    HeadWriter w(out, bound_for(res) + reason.size());
+    status_line(w, res, reason);
 
     for (const auto& f : res) {
         // Without a body (HEAD, 304) the upstream's Content-Length describes

@@ -568,7 +568,9 @@ bool RelayParser<isRequest>::on_field(const Field& f, error_code& ec) {
             return ok;
         }
         case Known::content_length: {
-            if (chunked_) {
+            // With any Transfer-Encoding, not only a chunked one (RFC 9112
+            // §6.3: "ought to be handled as an error").
+            if (chunked_ || has_te_) {
                 ec = error::bad_content_length;
                 return false;
             }
@@ -599,6 +601,7 @@ bool RelayParser<isRequest>::on_field(const Field& f, error_code& ec) {
             }
             // Chunked when it is the last coding. A value that is not a list
             // of codings is refused: Beast took "chunked:" for chunked.
+            has_te_ = true;
             if (!parse_codings(f.value, chunked_, te_chunked_)) {
                 ec = error::bad_transfer_encoding;
                 return false;

@@ -127,6 +127,7 @@ private:
     bool skip_body_ = false;
     bool has_length_ = false;
     bool chunked_ = false;
+    bool has_te_ = false;       // a Transfer-Encoding field was seen
     bool te_chunked_ = false;  // chunked named in a Transfer-Encoding, last or not
     bool conn_close_ = false;
     bool conn_keep_alive_ = false;

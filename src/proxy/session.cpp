@@ -30,6 +30,7 @@
 #include "deepseek_gateway/net/refusals.hpp"
 #include "deepseek_gateway/proxy/errors.hpp"
 #include "deepseek_gateway/proxy/forward.hpp"
+#include "deepseek_gateway/proxy/request_target.hpp"
 #include "deepseek_gateway/tls/context.hpp"
 #include "deepseek_gateway/tls/server_stream.hpp"
 #include "net/tcp_read.hpp"
@@ -76,6 +77,16 @@ constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
 // The arena's first block: a typical request and response head fit in it.
 constexpr std::size_t kArenaChunk = 2048;
 constexpr std::string_view kLastChunk = "0\r\n\r\n";
+// Interim (1xx) responses passed on per exchange; one more is a 502.
+constexpr unsigned kMaxInterim = 16;
+// Lingering close (docs/security.md): after answering a request it has not
+// read to its end, the gateway half-closes and reads what the client still
+// sends, for this long and this much at most, so the client is not reset
+// before it reads the answer.
+constexpr auto kLingerTime = std::chrono::seconds(5);
+constexpr std::uint64_t kLingerBytes = 64 * 1024 * 1024;
+// A server that sends bytes past its responses is warned about this often.
+constexpr auto kProtocolWarningEvery = std::chrono::seconds(60);
 constexpr std::string_view kCrlf = "\r\n";
 
 double ms_between(Clock::time_point a, Clock::time_point b) {
@@ -100,12 +111,14 @@ Task<IoResult> tls_write(tls::ServerStream& t, asio::const_buffer b) {
 // One read from a plain or a TLS stream. Not a coroutine: it returns the
 // operation's awaitable as it is, so no frame is allocated for it (our TLS
 // stream's read is a coroutine of its own).
+// `left`: where a plain read stores what it left in the kernel (upstream
+// connections: UpstreamConnection::inq).
 template <class Tls>
 Task<IoResult> read_some(net::ad::reactor& reactor, net::Socket& s, Tls* tls,
-                         beast::flat_buffer& buf, std::size_t read_size) {
+                         beast::flat_buffer& buf, std::size_t read_size, int* left = nullptr) {
     auto space = buf.prepare(read_size);
     if (tls) return tls_read(*tls, space);
-    return net::async_read_hinted(reactor, s, space, nothrow);
+    return net::async_read_hinted(reactor, s, space, left, nothrow);
 }
 
 // A plain write: sendmsg(2) at once, from here. It usually takes everything,
@@ -199,7 +212,8 @@ public:
           timer_(worker.io()),
           admission_(admission),
           decision_(admission.decision()),
-          arena_(kArenaChunk, &worker.header_memory()) {
+          arena_(kArenaChunk, &worker.header_memory()),
+          interim_arena_(kArenaChunk, &worker.header_memory()) {
         const auto& rt = worker_.runtime();
         for (std::size_t i = 0; i < rt->config->listeners.size(); ++i) {
             if (rt->config->listeners[i].name != listener_.name()) continue;
@@ -265,6 +279,7 @@ private:
         keepalive_idle,  // client_idle, waiting for the next request
         request_body,    // client_idle between body pieces
         client_write,    // client_idle while the client does not read
+        linger,          // kLingerTime for what the client sends after our answer
         connect,         // upstream connect
         upstream_write,  // upstream idle while it does not read
         first_byte,      // upstream first_byte
@@ -273,7 +288,7 @@ private:
 
     static bool is_client_phase(Phase p) {
         return p == Phase::request_head || p == Phase::keepalive_idle ||
-               p == Phase::request_body || p == Phase::client_write;
+               p == Phase::request_body || p == Phase::client_write || p == Phase::linger;
     }
 
     // ---- deadlines ------------------------------------------------------
@@ -496,6 +511,8 @@ private:
         first_byte_ms_ = -1;
         server_name_ = {};
         release_heads();
+        interim_count_ = 0;
+        sent_continue_ = false;
     }
 
     // Both heads are gone: their memory goes back to the worker.
@@ -503,6 +520,7 @@ private:
         res_.reset();
         req_.reset();
         arena_.release();
+        if (interim_count_ > 0) interim_arena_.release();
     }
 
     // Reads and parses a request head. Returns false when the connection is
@@ -570,9 +588,12 @@ private:
         log_request();
     }
 
-    // Smuggling shapes Beast does not already refuse: a transfer coding other
-    // than exactly "chunked", or Transfer-Encoding given twice.
-    std::optional<std::string> check_request_shape() const {
+    // Framing and routing shapes the parser does not refuse by itself
+    // (docs/security.md): a transfer coding other than exactly "chunked",
+    // Transfer-Encoding given twice or in an HTTP/1.0 request (RFC 9112
+    // §6.1), a missing, repeated or invalid Host (§3.2), a target that is
+    // none of the forms allowed for its method (§3.2.1-3.2.4).
+    std::optional<std::string_view> check_request_shape() {
         const auto& h = req_->head();
         int te_count = 0;
         for (const auto& f : h) {
@@ -581,10 +602,14 @@ private:
             if (!beast::iequals(f.value, "chunked")) return "unsupported transfer coding";
         }
         if (te_count > 1) return "repeated Transfer-Encoding";
+        if (te_count > 0 && h.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
         const auto hosts = h.count(Known::host);
         if (hosts > 1) return "more than one Host header";
         if (h.version() >= 11 && hosts != 1) return "HTTP/1.1 request needs a Host header";
+        if (hosts == 1 && !valid_host(h[Known::host])) return "invalid Host header";
         if (h.method() == http::verb::connect) return "CONNECT is not supported";
+        target_ = check_target(h.method_string(), h.target());
+        if (!target_.error.empty()) return target_.error;
         return std::nullopt;
     }
 
@@ -665,7 +690,7 @@ private:
 
     Task<void> handle_request() {
         if (auto bad = check_request_shape()) {
-            co_await send_error(400, *bad, true);
+            co_await send_error(400, std::string(*bad), true);
             log_request();
             co_return;
         }
@@ -700,6 +725,7 @@ private:
                 iov_.emplace_back(kContinue.data(), kContinue.size());
                 auto [ec, n] = co_await write_all(client_, client_tls_.get(), iov_, tls_gather_);
                 if (ec) co_return;
+                sent_continue_ = true;
             }
         }
 
@@ -707,6 +733,10 @@ private:
         ForwardContext fctx{client_ip_text_, client_tls_ ? "https" : "http", head[Known::host]};
         fctx.forwarded_for = forwarded_for_;
         fctx.strip_authorization = lc_->auth.enabled() && !lc_->auth.forward;
+        if (target_.form == TargetForm::absolute) {
+            fctx.origin_form = target_.path;
+            fctx.authority = target_.authority;
+        }
         std::string default_host;
         if (fctx.default_host.empty()) {
             default_host = upstream_->servers().empty() ? "" : upstream_->servers()[0]->authority();
@@ -812,6 +842,10 @@ private:
     void note_upstream_failure(const char* what, const error_code& ec) {
         spdlog::warn("upstream {} server {}: {}: {}", upstream_->name(),
                      lease_ ? lease_->name() : std::string("-"), what, ec.message());
+    }
+    void note_upstream_failure(const char* what) {
+        spdlog::warn("upstream {} server {}: {}", upstream_->name(),
+                     lease_ ? lease_->name() : std::string("-"), what);
     }
 
     // Takes an in-flight slot on a server into lease_ when a usable server
@@ -1033,8 +1067,8 @@ private:
 
     // ---- response -------------------------------------------------------
 
-    void new_response_parser() {
-        res_.emplace(&arena_);
+    void new_response_parser(std::pmr::memory_resource* mr) {
+        res_.emplace(mr);
         res_->header_limit(kUpstreamHeaderLimit);
         res_->body_limit(std::nullopt);
         res_->eager(false);
@@ -1046,7 +1080,7 @@ private:
     Task<bool> read_response_head() {
         const auto& ucfg = upstream_->config();
         const auto sent = Clock::now();
-        new_response_parser();
+        new_response_parser(&arena_);
         arm(Phase::first_byte, ucfg.timeouts.first_byte);
         bool any_byte = conn_->buffer.size() > 0;
         for (;;) {
@@ -1064,13 +1098,15 @@ private:
             if (res_->is_header_done()) {
                 auto code = res_->head().result_int();
                 if (code >= 100 && code < 200 && code != 101) {
-                    new_response_parser();  // interim response: wait for the real one
+                    const bool go_on = co_await forward_interim();
+                    if (!go_on) co_return false;
+                    arm(Phase::first_byte, ucfg.timeouts.first_byte);  // the real one's
                     continue;
                 }
                 break;
             }
             auto [rec, n] = co_await read_some(reactor_, conn_->socket, conn_->tls.get(),
-                                               conn_->buffer, conn_->read_size);
+                                               conn_->buffer, conn_->read_size, &conn_->inq);
             if (rec) {
                 const bool timeout = timed_out(Phase::first_byte) || timed_out(Phase::response_body);
                 disarm();
@@ -1100,10 +1136,44 @@ private:
         }
         disarm();
         if (res_->head().result_int() == 101) {
+            note_upstream_failure("101 Switching Protocols (not supported)");
+            count_error(metrics::UpstreamErrorKind::protocol);
             abort_upstream();
             co_await send_error(502, "upstream tried to switch protocols", true);
             co_return false;
         }
+        co_return true;
+    }
+
+    // An interim (1xx) response is passed on to an HTTP/1.1 client (RFC 9110
+    // §15.2; an HTTP/1.0 client gets none), except a 100 Continue when the
+    // gateway sent its own. Its head is then dropped and the next one parsed
+    // in memory of its own, released each time, so a flood of them cannot
+    // grow the process; past kMaxInterim the exchange ends with a 502. False
+    // when the exchange is over.
+    Task<bool> forward_interim() {
+        if (++interim_count_ > kMaxInterim) {
+            note_upstream_failure("too many interim responses");
+            count_error(metrics::UpstreamErrorKind::protocol);
+            abort_upstream();
+            co_await send_error(502, "upstream sent too many interim responses", true);
+            co_return false;
+        }
+        const auto code = res_->head().result_int();
+        if (req_->head().version() >= 11 && !(code == 100 && sent_continue_)) {
+            head_out_.clear();
+            build_interim_response_head(res_->head(), head_out_);
+            iov_.clear();
+            iov_.emplace_back(head_out_.data(), head_out_.size());
+            const auto ec = co_await write_client();
+            if (ec) {
+                on_client_gone();
+                co_return false;
+            }
+        }
+        res_.reset();
+        interim_arena_.release();
+        new_response_parser(&interim_arena_);
         co_return true;
     }
 
@@ -1175,6 +1245,7 @@ private:
 
         res_->eager(true);
         bool with_head = true;
+        bool invalid = false;  // the body's framing is broken
         const auto idle = upstream_->config().timeouts.idle;
         for (;;) {
             res_->clear_pieces();
@@ -1182,6 +1253,8 @@ private:
             auto used = parse_buffered(*res_, conn_->buffer, ec);
             if (ec) {
                 note_upstream_failure("bad response body", ec);
+                count_error(metrics::UpstreamErrorKind::protocol);
+                invalid = true;
                 break;
             }
             iov_.clear();
@@ -1203,7 +1276,7 @@ private:
 
             arm(Phase::response_body, idle);
             auto [rec, n] = co_await read_some(reactor_, conn_->socket, conn_->tls.get(),
-                                               conn_->buffer, conn_->read_size);
+                                               conn_->buffer, conn_->read_size, &conn_->inq);
             const bool timeout = timed_out(Phase::response_body);
             disarm();
             const bool ended = rec == asio::error::eof || rec == asio::ssl::error::stream_truncated;
@@ -1228,14 +1301,46 @@ private:
             // The client saw a partial response: it must not take it as whole.
             keep_alive_ = false;
             abort_upstream();
+            // Broken before a byte of it was sent: the client can be told.
+            if (invalid && with_head)
+                co_await send_error(502, "upstream sent an invalid response", true);
             co_return false;
         }
         co_return true;
     }
 
+    // Whether the upstream sent anything past the end of the response that
+    // just ended: bytes buffered, or left in the kernel by the last read.
+    // Such a connection is never reused (the bytes would be taken for the
+    // next request's response, maybe another client's). `fin` is set when a
+    // FIN alone is waiting: the server is closing, which is no fault.
+    bool bytes_after_response(bool& fin) const {
+        fin = false;
+        if (conn_->buffer.size() > 0 || conn_->inq > 1) return true;
+        if (conn_->inq != 1) return false;
+        char c;  // TCP_INQ says 1 for one byte and for a FIN alone
+        const auto r = ::recv(conn_->socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        fin = r == 0;
+        return r > 0;
+    }
+
+    void on_bytes_after_response() {
+        count_error(metrics::UpstreamErrorKind::protocol);
+        if (lease_ && lease_->may_warn(Clock::now(), kProtocolWarningEvery))
+            spdlog::warn(
+                "upstream {} server {}: bytes after the end of a response (HTTP {}); "
+                "the connection is closed, not reused (warned once a minute)",
+                upstream_->name(), lease_->name(), status_);
+    }
+
     void finish_exchange(bool clean) {
         if (conn_) {
-            if (clean && res_ && res_->keep_alive() && req_->is_done())
+            bool fin = false;
+            if (clean && res_ && bytes_after_response(fin)) {
+                on_bytes_after_response();
+                clean = false;
+            }
+            if (clean && !fin && res_ && res_->keep_alive() && req_->is_done())
                 worker_.pool().put(std::move(conn_), upstream_->config().keepalive);
             else {
                 error_code ec;
@@ -1258,6 +1363,10 @@ private:
             co_return;
         }
         if (close) keep_alive_ = false;
+        // Closing before the request was read to its end (or with more of
+        // it buffered): linger, so the client reads this answer.
+        if (!keep_alive_ && (!req_ || !req_->is_done() || client_buf_.size() > pending_consume_))
+            linger_ = true;
         error_body_ = make_error_response(status, message, !keep_alive_, extra_headers);
         iov_.clear();
         iov_.emplace_back(error_body_.data(), error_body_.size());
@@ -1305,11 +1414,37 @@ private:
             co_await client_tls_->shutdown();  // any outcome ends the connection
             disarm();
         }
+        if (linger_ && !client_gone_) co_await linger();
         // close(2) alone sends the FIN; a shutdown(2) first would only cost a
         // system call (failing when the client has gone).
         error_code ec;
         timer_.cancel();
         client_.close(ec);
+    }
+
+    // Lingering close (RFC 9112 §9.6, nginx's lingering_close): the answer
+    // went out before the whole request was read. Closing now, with unread
+    // bytes, makes the kernel reset the connection, and a client that writes
+    // its whole body before it reads (Python's http.client, so the OpenAI
+    // Python SDK) would get the reset instead of the answer. So: half-close,
+    // then read and drop what the client still sends until it closes, for
+    // kLingerTime and kLingerBytes at most. Over TLS the close_notify went
+    // first; what follows is dropped undecrypted.
+    Task<void> linger() {
+        error_code ec;
+        client_.shutdown(tcp::socket::shutdown_send, ec);
+        if (ec) co_return;
+        arm(Phase::linger, kLingerTime);
+        std::uint64_t dropped = client_buf_.size();
+        client_buf_.clear();
+        while (dropped < kLingerBytes) {
+            auto [rec, n] = co_await net::async_read_hinted(reactor_, client_,
+                                                            client_buf_.prepare(kMaxRead), nothrow);
+            if (rec) break;
+            dropped += n;
+        }
+        disarm();
+        client_buf_.clear();
     }
 
     app::Worker& worker_;
@@ -1340,9 +1475,12 @@ private:
     // The two heads of the current exchange (fields, target, reason, body
     // piece lists) are allocated here; released when the next request starts.
     std::pmr::monotonic_buffer_resource arena_;
+    // The response heads after an interim (1xx) one (forward_interim()).
+    std::pmr::monotonic_buffer_resource interim_arena_;
     std::optional<RelayParser<true>> req_;
     std::optional<RelayParser<false>> res_;
     Framing req_framing_ = Framing::none;
+    Target target_;
     std::size_t pending_consume_ = 0;
 
     upstream::ServerLease lease_;
@@ -1371,6 +1509,9 @@ private:
     bool last_request_ = false;  // the listener left the configuration
     bool closed_ = false;
     bool response_started_ = false;
+    bool sent_continue_ = false;  // our own 100 Continue went to the client
+    bool linger_ = false;         // close_client() reads what the client still sends
+    unsigned interim_count_ = 0;
     std::uint64_t requests_ = 0;
 
     // per request, for the access log

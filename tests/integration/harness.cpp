@@ -40,6 +40,32 @@ double ms_between(Clock::time_point from, Clock::time_point to) {
 
 // ---------------------------------------------------------------- Process
 
+namespace {
+
+// In the sanitized build (scripts/test.sh, build-asan) the gateway and the
+// mock servers are sanitized too, and they report on their stderr, which only
+// this harness reads: a finding there (a leak at exit, say, or one that
+// aborts the process after the test has its answers) would otherwise fail no
+// assertion. Any such report fails the running test, with the report.
+void report_sanitizer_findings(const Process& p) {
+    const auto lines = p.lines(Process::Stream::any);
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+        const std::string& line = lines[i];
+        if (line.find("ERROR: AddressSanitizer") == std::string::npos &&
+            line.find("ERROR: LeakSanitizer") == std::string::npos &&
+            line.find(" runtime error: ") == std::string::npos)  // UBSan
+            continue;
+        std::string report;
+        for (std::size_t j = i; j < lines.size() && j < i + 80; ++j)
+            report += "  " + lines[j] + "\n";
+        ADD_FAILURE() << p.name() << " (pid " << p.pid() << ") reported a sanitizer finding:\n"
+                      << report;
+        return;
+    }
+}
+
+}  // namespace
+
 Process::~Process() {
     if (pid_ > 0) stop(3s);
     if (reader_.joinable()) {
@@ -50,6 +76,7 @@ Process::~Process() {
         stop_reader_ = true;
         reader_.join();
     }
+    report_sanitizer_findings(*this);
 }
 
 bool Process::start(const std::string& exe, const std::vector<std::string>& args,

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "harness.hpp"
+#include "sanitizer.hpp"
 
 namespace dsgw::it {
 namespace {
@@ -181,7 +182,13 @@ TEST_F(Streaming, TwoHundredConcurrentStreamsAddLittleLag) {
               << percentile(first_via, 50) << " ms\n";
     RecordProperty("added_lag_p99_us", static_cast<int>(added_p99 * 1000));
     RecordProperty("added_lag_p50_us", static_cast<int>((p50g - p50d) * 1000));
-    EXPECT_LE(added_p99, 25.0);
+    // Under ASan the gateway's own work per event (every allocation through
+    // ASan's allocator, every access checked) costs several times what it
+    // does in production, and the machine is as loaded as the run is long, so
+    // the sanitized run checks only that forwarding does not stall (a stream
+    // held up behind another adds hundreds of ms), not the production budget.
+    const double bound_ms = DSGW_TEST_UNDER_ASAN ? 75.0 : 25.0;
+    EXPECT_LE(added_p99, bound_ms);
 }
 
 // The client hangs up after three events: the gateway must close its

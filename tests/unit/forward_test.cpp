@@ -290,6 +290,43 @@ TEST(UpstreamRequestHead, EmptyHostIsReplacedNotDuplicated) {
     EXPECT_EQ(values_of(head, "Host"), Values{"default.upstream:8080"}) << head;
 }
 
+// An absolute-form target goes upstream in origin form, with the target's
+// authority as Host in place of the client's (RFC 9112 §3.2.2), so a target
+// and a Host that disagree never reach a server together.
+TEST(UpstreamRequestHead, AbsoluteFormGoesInOriginFormWithTheTargetsHost) {
+    ForwardContext ctx = kCtx;
+    ctx.origin_form = "/v1/models?x=1";
+    ctx.authority = "example.test:8080";
+    auto head = upstream_head(
+        "GET http://example.test:8080/v1/models?x=1 HTTP/1.1\r\nAccept: */*\r\n"
+        "Host: other.test\r\nX-A: 1\r\n\r\n",
+        Framing::none, 0, ctx);
+    EXPECT_EQ(start_line(head), "GET /v1/models?x=1 HTTP/1.1");
+    EXPECT_EQ(values_of(head, "Host"), Values{"example.test:8080"}) << head;
+    EXPECT_EQ(values_of(head, "X-Forwarded-Host"), Values{"example.test:8080"}) << head;
+    // In the Host field's place, between the fields around it.
+    EXPECT_NE(head.find("Accept: */*\r\nHost: example.test:8080\r\nX-A: 1\r\n"), std::string::npos)
+        << head;
+
+    ctx.origin_form = "";  // "http://example.test"
+    head =
+        upstream_head("GET http://example.test HTTP/1.1\r\nHost: x\r\n\r\n", Framing::none, 0, ctx);
+    EXPECT_EQ(start_line(head), "GET / HTTP/1.1");
+    ctx.origin_form = "?q=1";  // "http://example.test?q=1"
+    head = upstream_head("GET http://example.test?q=1 HTTP/1.1\r\nHost: x\r\n\r\n", Framing::none,
+                         0, ctx);
+    EXPECT_EQ(start_line(head), "GET /?q=1 HTTP/1.1");
+}
+
+TEST(UpstreamRequestHead, AbsoluteFormWithoutHostFieldStillSendsTheTargetsHost) {
+    ForwardContext ctx = kCtx;
+    ctx.origin_form = "/a";
+    ctx.authority = "example.test";
+    auto head = upstream_head("GET http://example.test/a HTTP/1.0\r\n\r\n", Framing::none, 0, ctx);
+    EXPECT_EQ(start_line(head), "GET /a HTTP/1.1");
+    EXPECT_EQ(values_of(head, "Host"), Values{"example.test"}) << head;
+}
+
 TEST(UpstreamRequestHead, FramingContentLength) {
     auto head = upstream_head("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0005\r\n\r\nhello",
                               Framing::content_length, 5);
@@ -462,6 +499,22 @@ TEST(ClientResponseHead, DropsHopByHopHeaders) {
     EXPECT_EQ(values_of(head, "Transfer-Encoding"), Values{"chunked"});
     EXPECT_EQ(values_of(head, "Cache-Control"), Values{"no-cache"});
     EXPECT_EQ(values_of(head, "Set-Cookie"), (Values{"a=1", "b=2"}));
+}
+
+// 1xx heads go to the client as received, less hop-by-hop and framing
+// fields, with no Connection field of ours.
+TEST(InterimResponseHead, PassesEndToEndFieldsOnly) {
+    auto p = parse_head<false>(
+        "HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\nConnection: X-Hop\r\n"
+        "X-Hop: 1\r\nContent-Length: 0\r\nKeep-Alive: timeout=5\r\n\r\n");
+    std::string head;
+    dsgw::proxy::build_interim_response_head(p->head(), head);
+    EXPECT_EQ(head, "HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n");
+
+    auto q = parse_head<false>("HTTP/1.1 100 \r\n\r\n");
+    head.clear();
+    dsgw::proxy::build_interim_response_head(q->head(), head);
+    EXPECT_EQ(head, "HTTP/1.1 100 Continue\r\n\r\n");
 }
 
 TEST(ClientResponseHead, ConnectionCloseWhenNotKeptAlive) {

@@ -255,6 +255,15 @@ std::string allowed_difference(std::string_view wire, const Outcome& ours, const
     // "chunked:" as chunked, we refuse it.
     if (ours.ec == http::error::bad_transfer_encoding && theirs.kind != Outcome::incomplete)
         return "invalid coding";
+    // Content-Length with a Transfer-Encoding other than chunked: Beast
+    // frames by the length, we refuse the message (RFC 9112 §6.3).
+    if (ours.ec == http::error::bad_content_length) {
+        std::string lower(head);
+        std::transform(lower.begin(), lower.end(), lower.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        if (lower.find("\r\ntransfer-encoding:") != std::string::npos)
+            return "Content-Length with any Transfer-Encoding";
+    }
     // A chunk line refused by both, sometimes under another name: we check
     // the line ending first, and read no chunk extension (we frame what we
     // send ourselves, so the upstream never sees them).
@@ -699,6 +708,22 @@ TEST(RelayParser, RejectsContentLengthWithTransferEncoding) {
               http::error::bad_content_length);
 }
 
+// Whatever the coding: a response "Transfer-Encoding: gzip" then
+// "Content-Length: 2" was framed by the length (found by the desync corpus).
+TEST(RelayParser, RejectsContentLengthAfterAnyTransferEncoding) {
+    for (std::string_view te : {"gzip", "identity", "gzip, chunked"}) {
+        std::string raw = "HTTP/1.1 200 OK\r\nTransfer-Encoding: " + std::string(te) +
+                          "\r\nContent-Length: 2\r\n\r\nok";
+        RelayParser<false> p;
+        error_code ec;
+        p.put(asio::const_buffer(raw.data(), raw.size()), ec);
+        EXPECT_EQ(ec, http::error::bad_content_length) << te;
+    }
+    EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+                        "Content-Length: 5\r\n\r\n"),
+              http::error::bad_content_length);
+}
+
 TEST(RelayParser, RejectsConflictingContentLengths) {
     EXPECT_EQ(put_error("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n"
                         "Content-Length: 6\r\n\r\n"),
@@ -932,7 +957,9 @@ TEST(RelayParser, TrailerFieldsAreCheckedLikeHeaderFields) {
             relay(p, chunked + lines + "\r\n", step, ec);
             EXPECT_EQ(ec, head_ec)
                 << "step " << step << ": " << ec.message() << " vs " << head_ec.message();
-            if (!ec) EXPECT_TRUE(p.is_done());
+            if (!ec) {
+                EXPECT_TRUE(p.is_done());
+            }
         }
     }
 }

@@ -132,6 +132,32 @@ TEST(TcpReadHint, ReportsDrainedOnlyWhenNothingIsLeft) {
     EXPECT_FALSE(ec4);
 }
 
+// The session reads what a read left behind to tell bytes past the end of
+// an upstream response (which must close the connection) from none.
+TEST(TcpReadHint, ReportsHowManyBytesAreLeftBehind) {
+    Pair p;
+    p.send("0123456789");
+    settle();
+    std::string buf(4, '\0');
+    error_code ec;
+    std::size_t n = 0;
+    int left = -2;
+    dsgw::net::detail::recv_with_hint(p.ours.native_handle(), asio::buffer(buf), ec, n, &left);
+    EXPECT_EQ(n, 4u);
+    EXPECT_EQ(left, 6);
+    buf.assign(16, '\0');
+    dsgw::net::detail::recv_with_hint(p.ours.native_handle(), asio::buffer(buf), ec, n, &left);
+    EXPECT_EQ(n, 6u);
+    EXPECT_EQ(left, 0);
+    // A FIN alone is reported as 1 (the session tells it from a byte apart).
+    p.send("ab");
+    p.peer.close();
+    settle();
+    dsgw::net::detail::recv_with_hint(p.ours.native_handle(), asio::buffer(buf), ec, n, &left);
+    EXPECT_EQ(n, 2u);
+    EXPECT_EQ(left, 1);
+}
+
 TEST(TcpReadHint, DataFollowedByCloseIsNotCalledDrained) {
     // The recv that returns the last bytes also takes the FIN off the queue;
     // had it said "drained", the next read would wait for an edge that never

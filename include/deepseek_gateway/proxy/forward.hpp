@@ -28,6 +28,12 @@ struct ForwardContext {
     // it is the received chain with the peer appended (access/forwarded_for.hpp).
     std::string_view forwarded_for = {};
     bool strip_authorization = false;  // the gateway checked the API key itself
+    // An absolute-form request (request_target.hpp): the origin form sent
+    // instead of its target ("/" is put first when it does not start with
+    // one), and the target's authority, sent as Host instead of the Host
+    // field's value (RFC 9112 §3.2.2). Both empty otherwise.
+    std::string_view origin_form = {};
+    std::string_view authority = {};
 };
 
 // True when `name` (a field name: a token) is hop-by-hop: one of RFC 9110
@@ -47,6 +53,10 @@ void build_upstream_request_head(const RequestHead& req, const ForwardContext& c
 void build_client_response_head(const ResponseHead& res, Framing framing,
                                 std::uint64_t body_length, bool keep_alive,
                                 unsigned client_version, std::string& out);
+
+// Appends an interim (1xx) response head for the client: its status line and
+// its end-to-end fields, without framing or Connection fields of our own.
+void build_interim_response_head(const ResponseHead& res, std::string& out);
 
 // The values of every Connection header of `h`, joined with commas.
 std::string connection_tokens(const Head& h);

@@ -39,6 +39,10 @@ public:
     UpstreamServer* server;
     std::uint64_t requests = 0;  // requests sent on this connection
     std::size_t read_size = 4096;  // grows while reads fill it, up to 64 KiB
+    // What the kernel still held after the last plain read (TCP_INQ; 1 may
+    // be a FIN alone), -1 when unknown: with `buffer`, whether anything came
+    // past the end of a response.
+    int inq = -1;
     std::uint64_t idle_generation = 0;
 
 private:

@@ -85,6 +85,16 @@ public:
     double weight_factor(Clock::time_point now) const;
     static constexpr double kMinWeightFactor = 0.01;
 
+    // For a warning that must not flood the log (a server that breaks the
+    // protocol on every response): true at most once per `every`, across
+    // workers.
+    bool may_warn(Clock::time_point now, std::chrono::nanoseconds every) {
+        const auto t = now.time_since_epoch().count();
+        auto last = last_warning_ns_.load(std::memory_order_relaxed);
+        if (last != kNever && t - last < every.count()) return false;
+        return last_warning_ns_.compare_exchange_strong(last, t, std::memory_order_relaxed);
+    }
+
 private:
     friend class ServerLease;
     std::string name_;
@@ -99,6 +109,8 @@ private:
     static constexpr std::int64_t kNoRamp = std::numeric_limits<std::int64_t>::min();
     std::atomic<std::int64_t> slow_start_ns_{0};
     std::atomic<std::int64_t> ramp_start_ns_{kNoRamp};
+    static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
+    std::atomic<std::int64_t> last_warning_ns_{kNever};
 };
 
 // Told when a server's in-flight slot frees, so a queued request can take it
