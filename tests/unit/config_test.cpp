@@ -532,11 +532,10 @@ TEST(LoadConfig, ResolveIntervalLoads) {
 
 TEST(LoadConfig, AdmissionKeysLoad) {
     const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
-    auto r = load_config_string(
-        with(kListener,
-             u + ", max_in_flight: 4, queue: {size: 7, timeout: 2s}, passive: {on_5xx: true}, "
-                 "health_check: {path: /health, interval: 1s, timeout: 500ms, "
-                 "healthy_after: 1, unhealthy_after: 5}"));
+    auto r = load_config_string(with(
+        kListener, u + ", max_in_flight: 4, queue: {size: 7, timeout: 2s}, passive: {on_5xx: true}, "
+                       "health_check: {path: /health, interval: 1s, timeout: 500ms, "
+                       "healthy_after: 1, unhealthy_after: 5}"));
     ASSERT_TRUE(r.errors.empty()) << r.errors[0];
     const auto& up = r.config->upstreams[0];
     EXPECT_EQ(up.max_in_flight, 4u);
@@ -580,16 +579,12 @@ TEST(LoadConfig, SlowStartLoadsAndIsRefusedWithIpHash) {
 
 TEST(LoadConfig, TlsFilesAreCheckedWithTheirKeyPaths) {
     const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
-    auto r = load_config_string(with(
-        kListener + ", tls: {certificate: /nonexistent/x.pem, private_key: /nonexistent/y.pem}"));
+    auto r = load_config_string(
+        with(kListener + ", tls: {certificate: /nonexistent/x.pem, private_key: /nonexistent/y.pem}"));
     ASSERT_EQ(r.errors.size(), 2u);
-    EXPECT_EQ(
-        r.errors[0].rfind("listeners[0].tls.certificate: cannot read \"/nonexistent/x.pem\"", 0),
-        0u)
+    EXPECT_EQ(r.errors[0].rfind("listeners[0].tls.certificate: cannot read \"/nonexistent/x.pem\"", 0), 0u)
         << r.errors[0];
-    EXPECT_EQ(
-        r.errors[1].rfind("listeners[0].tls.private_key: cannot read \"/nonexistent/y.pem\"", 0),
-        0u)
+    EXPECT_EQ(r.errors[1].rfind("listeners[0].tls.private_key: cannot read \"/nonexistent/y.pem\"", 0), 0u)
         << r.errors[1];
     expect_one_error(with(kListener + ", tls: {min_version: \"1.3\"}"),
                      "listeners[0].tls.certificate: required (or a list under \"certificates\")");
@@ -929,9 +924,9 @@ std::vector<std::string> names_of(const std::vector<ServerInstance>& v) {
 }  // namespace
 
 TEST(ServerInstances, AnIpLiteralIsOneServerNamedByItsAddress) {
-    auto r = load_config_string(with(kListener,
-                                     "name: u, servers: [{address: 10.0.0.1:8080, weight: 3}, "
-                                     "{address: \"[2001:db8::2]:8081\"}]"));
+    auto r = load_config_string(
+        with(kListener, "name: u, servers: [{address: 10.0.0.1:8080, weight: 3}, "
+                        "{address: \"[2001:db8::2]:8081\"}]"));
     ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
     auto v = server_instances(r.config->upstreams[0]);
     ASSERT_EQ(v.size(), 2u);
@@ -955,10 +950,10 @@ TEST(ServerInstances, AHostNameIsOneServerPerAddressEachNamedApart) {
     auto v = server_instances(u);
     // The same address under two names and as a literal: three servers,
     // three names.
-    EXPECT_EQ(names_of(v),
-              (std::vector<std::string>{"gpu.lan:8000/10.0.0.5", "gpu.lan:8000/10.0.0.6",
-                                        "gpu.lan:8000/2001:db8::7", "other.lan:8000/10.0.0.5",
-                                        "10.0.0.5:8000"}));
+    EXPECT_EQ(names_of(v), (std::vector<std::string>{
+                               "gpu.lan:8000/10.0.0.5", "gpu.lan:8000/10.0.0.6",
+                               "gpu.lan:8000/2001:db8::7", "other.lan:8000/10.0.0.5",
+                               "10.0.0.5:8000"}));
     for (std::size_t i = 0; i < 3; ++i) {
         EXPECT_EQ(v[i].weight, 2u) << "every address carries the configured weight";
         EXPECT_EQ(v[i].config_index, 0u);
@@ -970,8 +965,9 @@ TEST(ServerInstances, AHostNameIsOneServerPerAddressEachNamedApart) {
 }
 
 TEST(ServerInstances, LocalhostExpandsToEveryAddressItResolvesToWithDistinctNames) {
-    auto r = load_config_string(with(
-        kListener, "name: u, servers: [{address: localhost:9001}, {address: 127.0.0.1:9001}]"));
+    auto r = load_config_string(
+        with(kListener,
+             "name: u, servers: [{address: localhost:9001}, {address: 127.0.0.1:9001}]"));
     ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
     const auto& u = r.config->upstreams[0];
     EXPECT_TRUE(u.servers[0].host_name);
