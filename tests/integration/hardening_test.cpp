@@ -498,13 +498,10 @@ RawRead send_whole_body_then_read(std::uint16_t port, const std::string& head,
     return read_until_close(c, 10s);
 }
 
-TEST(Hardening6, A413AfterTheWholeBodyIsReadNotReset) {
-    RawUpstream up([](std::size_t, std::size_t, const std::string&) { return reply(kOk); });
-    ASSERT_TRUE(up.ok());
-    GatewayConfig cfg = raw_config(up);
-    cfg.max_request_body = "1MiB";
-    Gateway gw;
-    ASSERT_TRUE(gw.start(cfg)) << gw.logs();
+// A 2 MiB body written whole before the client reads (as Python's
+// http.client does): the answer `status` arrives complete, then the close,
+// no reset, and nothing reached the upstream.
+void expect_whole_answer_after_whole_body(const Gateway& gw, const RawUpstream& up, int status) {
     bool sent = false;
     auto got = send_whole_body_then_read(
         gw.port(),
@@ -512,12 +509,22 @@ TEST(Hardening6, A413AfterTheWholeBodyIsReadNotReset) {
         2 * 1024 * 1024, &sent);
     EXPECT_TRUE(sent) << "the gateway cut the body off";
     EXPECT_TRUE(got.closed);
-    EXPECT_FALSE(got.reset) << "connection reset instead of the 413";
+    EXPECT_FALSE(got.reset) << "connection reset instead of the " << status;
     auto r = parse_response(got.data);
     ASSERT_TRUE(r) << "no complete response: " << got.data.size() << " bytes";
     std::string why;
-    EXPECT_TRUE(is_gateway_error(*r, 413, &why)) << why;
+    EXPECT_TRUE(is_gateway_error(*r, status, &why)) << why;
     EXPECT_EQ(up.received_all(), "");
+}
+
+TEST(Hardening6, A413AfterTheWholeBodyIsReadNotReset) {
+    RawUpstream up([](std::size_t, std::size_t, const std::string&) { return reply(kOk); });
+    ASSERT_TRUE(up.ok());
+    GatewayConfig cfg = raw_config(up);
+    cfg.max_request_body = "1MiB";
+    Gateway gw;
+    ASSERT_TRUE(gw.start(cfg)) << gw.logs();
+    expect_whole_answer_after_whole_body(gw, up, 413);
 }
 
 TEST(Hardening6, A401AfterTheWholeBodyIsReadNotReset) {
@@ -536,19 +543,7 @@ TEST(Hardening6, A401AfterTheWholeBodyIsReadNotReset) {
     yaml.insert(yaml.find(at), "    auth: {api_keys_file: " + keys + "}\n");
     Gateway gw;
     ASSERT_TRUE(gw.start(yaml)) << gw.logs();
-    bool sent = false;
-    auto got = send_whole_body_then_read(
-        gw.port(),
-        "POST /v1/chat/completions HTTP/1.1\r\n" + kHost + "Content-Length: 2097152\r\n\r\n",
-        2 * 1024 * 1024, &sent);
-    EXPECT_TRUE(sent) << "the gateway cut the body off";
-    EXPECT_TRUE(got.closed);
-    EXPECT_FALSE(got.reset) << "connection reset instead of the 401";
-    auto r = parse_response(got.data);
-    ASSERT_TRUE(r) << "no complete response: " << got.data.size() << " bytes";
-    std::string why;
-    EXPECT_TRUE(is_gateway_error(*r, 401, &why)) << why;
-    EXPECT_EQ(up.received_all(), "");
+    expect_whole_answer_after_whole_body(gw, up, 401);
 }
 
 // A client that never stops sending after a 413 is cut off (the gateway
