@@ -7,6 +7,7 @@
 // Input: the ranges, one per line; the last 16 bytes also make an address to
 // look up.
 
+#include "check.hpp"
 #include "deepseek_gateway/access/cidr.hpp"
 
 #include <cstdio>
@@ -19,15 +20,6 @@ namespace {
 using namespace dsgw::access;
 namespace ip = boost::asio::ip;
 
-[[noreturn]] void finding(const char* what) {
-    std::fprintf(stderr, "FINDING: %s\n", what);
-    __builtin_trap();
-}
-#define CHECK(cond)                  \
-    do {                             \
-        if (!(cond)) finding(#cond); \
-    } while (0)
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
@@ -39,33 +31,34 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         const auto line = rest.substr(0, nl);
         if (!set.add(line)) {
             ++taken;
-            CHECK(line.find('\0') == std::string_view::npos);
+            DSGW_FUZZ_CHECK(line.find('\0') == std::string_view::npos);
         }
         if (nl == std::string_view::npos) break;
         rest.remove_prefix(nl + 1);
     }
-    CHECK(set.size() == taken);
+    DSGW_FUZZ_CHECK(set.size() == taken);
     const auto strings = set.to_strings();
     CidrSet again;
     for (const auto& s : strings) {
-        CHECK(!again.add(s));
+        DSGW_FUZZ_CHECK(!again.add(s));
         const auto slash = s.find('/');
-        CHECK(slash != std::string::npos);
+        DSGW_FUZZ_CHECK(slash != std::string::npos);
         boost::system::error_code ec;
         const auto network = ip::make_address(s.substr(0, slash), ec);
-        CHECK(!ec && set.contains(network));
+        DSGW_FUZZ_CHECK(!ec && set.contains(network));
     }
-    CHECK(again.to_strings() == strings);
+    DSGW_FUZZ_CHECK(again.to_strings() == strings);
 
     if (size >= 16) {
         ip::address_v6::bytes_type b;
         std::memcpy(b.data(), data + size - 16, 16);
         const ip::address v6{ip::address_v6(b)};
         const ip::address v4{ip::address_v4({b[0], b[1], b[2], b[3]})};
-        CHECK(set.contains(v6) == again.contains(v6));
-        CHECK(set.contains(v4) == again.contains(v4));
+        DSGW_FUZZ_CHECK(set.contains(v6) == again.contains(v6));
+        DSGW_FUZZ_CHECK(set.contains(v4) == again.contains(v4));
         // A mapped address matches as its IPv4 address does.
-        CHECK(set.contains(ip::make_address_v6(ip::v4_mapped, v4.to_v4())) == set.contains(v4));
+        DSGW_FUZZ_CHECK(set.contains(ip::make_address_v6(ip::v4_mapped, v4.to_v4())) ==
+                        set.contains(v4));
     }
     return 0;
 }

@@ -9,6 +9,7 @@
 //
 // Input: byte 0 picks the peer, the rest is the values, one per line.
 
+#include "check.hpp"
 #include "deepseek_gateway/access/cidr.hpp"
 #include "deepseek_gateway/access/forwarded_for.hpp"
 
@@ -21,15 +22,6 @@ namespace {
 
 using namespace dsgw::access;
 namespace ip = boost::asio::ip;
-
-[[noreturn]] void finding(const char* what) {
-    std::fprintf(stderr, "FINDING: %s\n", what);
-    __builtin_trap();
-}
-#define CHECK(cond)                  \
-    do {                             \
-        if (!(cond)) finding(#cond); \
-    } while (0)
 
 const CidrSet& trusted() {
     static const CidrSet set = [] {
@@ -70,40 +62,41 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
 
     const auto r = resolve_forwarded_for(peer, values, trusted());
-    CHECK(normalize(r.address) == r.address);
-    CHECK(r.peer_trusted == trusted().contains(peer));
-    CHECK(client_address_from_xff(peer, values, trusted()) == r.address);
+    DSGW_FUZZ_CHECK(normalize(r.address) == r.address);
+    DSGW_FUZZ_CHECK(r.peer_trusted == trusted().contains(peer));
+    DSGW_FUZZ_CHECK(client_address_from_xff(peer, values, trusted()) == r.address);
     const std::string peer_text = normalize(peer).to_string();
     if (!r.peer_trusted) {
-        CHECK(r.address == normalize(peer) && r.forwarded_for == peer_text && !r.malformed);
+        DSGW_FUZZ_CHECK(r.address == normalize(peer) && r.forwarded_for == peer_text &&
+                        !r.malformed);
     } else {
-        CHECK(r.forwarded_for.size() >= peer_text.size() &&
-              r.forwarded_for.compare(r.forwarded_for.size() - peer_text.size(), peer_text.size(),
-                                      peer_text) == 0);
+        DSGW_FUZZ_CHECK(r.forwarded_for.size() >= peer_text.size() &&
+                        r.forwarded_for.compare(r.forwarded_for.size() - peer_text.size(),
+                                                peer_text.size(), peer_text) == 0);
         bool found = r.address == normalize(peer);
         for (auto v : values)
             for (auto e : elements_of(v)) {
                 const auto a = parse_forwarded_element(e);
                 if (a && *a == r.address) found = true;
             }
-        CHECK(found);
+        DSGW_FUZZ_CHECK(found);
     }
     const auto count = [](std::string_view s, char c) { return std::count(s.begin(), s.end(), c); };
     for (char c : {'\r', '\n', '\0'})
-        if (count(text, c) == 0) CHECK(count(r.forwarded_for, c) == 0);
+        if (count(text, c) == 0) DSGW_FUZZ_CHECK(count(r.forwarded_for, c) == 0);
 
     for (auto v : values)
         for (auto e : elements_of(v)) {
             const auto a = parse_forwarded_element(e);
             if (!a) continue;
-            CHECK(normalize(*a) == *a);
+            DSGW_FUZZ_CHECK(normalize(*a) == *a);
             // Only the bytes of an address, a port and whitespace.
-            CHECK(e.find('\0') == std::string_view::npos);
+            DSGW_FUZZ_CHECK(e.find('\0') == std::string_view::npos);
             const auto again = parse_forwarded_element(a->to_string());
-            CHECK(again && *again == *a);
+            DSGW_FUZZ_CHECK(again && *again == *a);
             if (a->is_v6()) {
                 const auto bracketed = parse_forwarded_element("[" + a->to_string() + "]:443");
-                CHECK(bracketed && *bracketed == *a);
+                DSGW_FUZZ_CHECK(bracketed && *bracketed == *a);
             }
         }
     return 0;

@@ -7,6 +7,7 @@
 // - need_more: min_total is more than what there is, and bounded;
 // - invalid: more bytes never make it valid.
 
+#include "check.hpp"
 #include "deepseek_gateway/access/cidr.hpp"
 #include "deepseek_gateway/access/proxy_protocol.hpp"
 
@@ -18,15 +19,6 @@ namespace {
 
 using namespace dsgw::access;
 
-[[noreturn]] void finding(const char* what) {
-    std::fprintf(stderr, "FINDING: %s\n", what);
-    __builtin_trap();
-}
-#define CHECK(cond)                  \
-    do {                             \
-        if (!(cond)) finding(#cond); \
-    } while (0)
-
 bool same_address(const std::optional<ProxyAddress>& a, const std::optional<ProxyAddress>& b) {
     if (a.has_value() != b.has_value()) return false;
     return !a || (a->address == b->address && a->port == b->port);
@@ -34,8 +26,8 @@ bool same_address(const std::optional<ProxyAddress>& a, const std::optional<Prox
 
 void check_prefix(std::span<const std::uint8_t> in, std::size_t k, std::size_t consumed) {
     const auto p = parse_proxy_header(in.first(k));
-    CHECK(p.status == ProxyStatus::need_more);
-    CHECK(p.min_total > k && p.min_total <= consumed);
+    DSGW_FUZZ_CHECK(p.status == ProxyStatus::need_more);
+    DSGW_FUZZ_CHECK(p.min_total > k && p.min_total <= consumed);
 }
 
 }  // namespace
@@ -45,23 +37,24 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     const auto h = parse_proxy_header(in);
     switch (h.status) {
         case ProxyStatus::done: {
-            CHECK(h.error == nullptr);
-            CHECK(h.consumed > 0 && h.consumed <= size);
-            CHECK(h.version == 1 || h.version == 2);
-            if (h.version == 1) CHECK(h.consumed <= kProxyV1MaxBytes);
+            DSGW_FUZZ_CHECK(h.error == nullptr);
+            DSGW_FUZZ_CHECK(h.consumed > 0 && h.consumed <= size);
+            DSGW_FUZZ_CHECK(h.version == 1 || h.version == 2);
+            if (h.version == 1) DSGW_FUZZ_CHECK(h.consumed <= kProxyV1MaxBytes);
             if (h.version == 2)
-                CHECK(h.consumed >= kProxyV2HeaderBytes && h.consumed <= kProxyHeaderMaxBytes);
-            CHECK(h.source.has_value() == h.destination.has_value());
-            if (h.is_local) CHECK(!h.source);
+                DSGW_FUZZ_CHECK(h.consumed >= kProxyV2HeaderBytes &&
+                                h.consumed <= kProxyHeaderMaxBytes);
+            DSGW_FUZZ_CHECK(h.source.has_value() == h.destination.has_value());
+            if (h.is_local) DSGW_FUZZ_CHECK(!h.source);
             if (h.source) {
-                CHECK(normalize(h.source->address) == h.source->address);
-                CHECK(normalize(h.destination->address) == h.destination->address);
+                DSGW_FUZZ_CHECK(normalize(h.source->address) == h.source->address);
+                DSGW_FUZZ_CHECK(normalize(h.destination->address) == h.destination->address);
             }
             const auto alone = parse_proxy_header(in.first(h.consumed));
-            CHECK(alone.status == ProxyStatus::done && alone.consumed == h.consumed);
-            CHECK(alone.version == h.version && alone.is_local == h.is_local);
-            CHECK(same_address(alone.source, h.source));
-            CHECK(same_address(alone.destination, h.destination));
+            DSGW_FUZZ_CHECK(alone.status == ProxyStatus::done && alone.consumed == h.consumed);
+            DSGW_FUZZ_CHECK(alone.version == h.version && alone.is_local == h.is_local);
+            DSGW_FUZZ_CHECK(same_address(alone.source, h.source));
+            DSGW_FUZZ_CHECK(same_address(alone.destination, h.destination));
             // Every prefix of a v1 line; for v2 the first bytes and a few more.
             if (h.version == 1) {
                 for (std::size_t k = 0; k < h.consumed; ++k) check_prefix(in, k, h.consumed);
@@ -74,15 +67,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             break;
         }
         case ProxyStatus::need_more:
-            CHECK(h.error == nullptr);
-            CHECK(h.min_total > size && h.min_total <= kProxyHeaderMaxBytes);
+            DSGW_FUZZ_CHECK(h.error == nullptr);
+            DSGW_FUZZ_CHECK(h.min_total > size && h.min_total <= kProxyHeaderMaxBytes);
             break;
         case ProxyStatus::invalid: {
-            CHECK(h.error != nullptr);
+            DSGW_FUZZ_CHECK(h.error != nullptr);
             std::vector<std::uint8_t> longer(data, data + size);
             for (std::uint8_t b : {std::uint8_t{'\n'}, std::uint8_t{0}, std::uint8_t{' '}}) {
                 longer.push_back(b);
-                CHECK(parse_proxy_header(longer).status == ProxyStatus::invalid);
+                DSGW_FUZZ_CHECK(parse_proxy_header(longer).status == ProxyStatus::invalid);
             }
             break;
         }

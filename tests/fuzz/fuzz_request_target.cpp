@@ -10,6 +10,7 @@
 // Input: the first byte picks the method (GET or OPTIONS), the rest is the
 // value, tried both as a Host value and as a target.
 
+#include "check.hpp"
 #include "deepseek_gateway/proxy/request_target.hpp"
 
 #include <boost/url/authority_view.hpp>
@@ -20,15 +21,6 @@
 namespace {
 
 using namespace dsgw::proxy;
-
-[[noreturn]] void finding(const char* what) {
-    std::fprintf(stderr, "FINDING: %s\n", what);
-    __builtin_trap();
-}
-#define CHECK(cond)                  \
-    do {                             \
-        if (!(cond)) finding(#cond); \
-    } while (0)
 
 // Boost.URL 1.81 refuses a reg-name that starts with a whole IPv4 address
 // ("1.2.3.4.example", "1.2.3.4x": "leftover"), where RFC 3986's first-match
@@ -56,29 +48,31 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     auto a = boost::urls::parse_authority(v);
     const bool boost_says = a && !a->has_userinfo();
-    if (valid_host(v) != boost_says) CHECK(valid_host(v) && starts_with_ipv4_then_more(v));
+    if (valid_host(v) != boost_says)
+        DSGW_FUZZ_CHECK(valid_host(v) && starts_with_ipv4_then_more(v));
 
     const Target t = check_target(method, v);
     if (!t.error.empty()) return 0;
     switch (t.form) {
         case TargetForm::origin:
-            CHECK(!v.empty() && v.front() == '/');
+            DSGW_FUZZ_CHECK(!v.empty() && v.front() == '/');
             break;
         case TargetForm::asterisk:
-            CHECK(v == "*" && method == "OPTIONS");
+            DSGW_FUZZ_CHECK(v == "*" && method == "OPTIONS");
             break;
         case TargetForm::authority:
-            finding("authority form accepted");
+            dsgw::fuzz::finding("authority form accepted");
         case TargetForm::absolute: {
-            CHECK(!t.authority.empty());
-            CHECK(valid_host(t.authority));
-            CHECK(t.path.empty() || t.path.front() == '/' || t.path.front() == '?');
-            CHECK(v.size() >= t.path.size() && v.substr(v.size() - t.path.size()) == t.path);
+            DSGW_FUZZ_CHECK(!t.authority.empty());
+            DSGW_FUZZ_CHECK(valid_host(t.authority));
+            DSGW_FUZZ_CHECK(t.path.empty() || t.path.front() == '/' || t.path.front() == '?');
+            DSGW_FUZZ_CHECK(v.size() >= t.path.size() &&
+                            v.substr(v.size() - t.path.size()) == t.path);
             // "scheme://" + authority + path is the whole target.
             const auto sep = v.find("://");
-            CHECK(sep != std::string_view::npos);
-            CHECK(v.substr(sep + 3) == std::string(t.authority) + std::string(t.path));
-            CHECK(v.find('#') == std::string_view::npos);
+            DSGW_FUZZ_CHECK(sep != std::string_view::npos);
+            DSGW_FUZZ_CHECK(v.substr(sep + 3) == std::string(t.authority) + std::string(t.path));
+            DSGW_FUZZ_CHECK(v.find('#') == std::string_view::npos);
             break;
         }
     }

@@ -22,42 +22,14 @@
 #include <string_view>
 #include <vector>
 
+#include "check.hpp"
+
 namespace dsgw::fuzz {
 
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = boost::beast::http;
 using error_code = boost::system::error_code;
-
-// The bytes of the connection under test, printed with a finding (the
-// targets that build them from their input set it).
-inline std::string_view& current_wire() {
-    static std::string_view wire;
-    return wire;
-}
-
-// A broken invariant: say which, then stop the way libFuzzer records a crash.
-[[noreturn]] inline void finding(const char* what) {
-    std::fprintf(stderr, "FINDING: %s\nwire: \"", what);
-    for (unsigned char c : current_wire().substr(0, 4096)) {
-        if (c == '\r')
-            std::fputs("\\r", stderr);
-        else if (c == '\n')
-            std::fputs("\\n", stderr);
-        else if (c == '"' || c == '\\')
-            std::fprintf(stderr, "\\%c", c);
-        else if (c < 0x20 || c >= 0x7f)
-            std::fprintf(stderr, "\\x%02x", c);
-        else
-            std::fputc(c, stderr);
-    }
-    std::fputs("\"\n", stderr);
-    __builtin_trap();
-}
-#define DSGW_FUZZ_CHECK(cond)                      \
-    do {                                           \
-        if (!(cond)) ::dsgw::fuzz::finding(#cond); \
-    } while (0)
 
 struct Limits {
     std::uint32_t header = 8192;
