@@ -1310,13 +1310,17 @@ private:
     }
 
     // Whether the upstream sent anything past the end of the response that
-    // just ended: bytes buffered, or left in the kernel by the last read.
+    // just ended: bytes buffered (by us, or by OpenSSL on a TLS connection),
+    // or left in the kernel by the last plain read.
     // Such a connection is never reused (the bytes would be taken for the
     // next request's response, maybe another client's). `fin` is set when a
     // FIN alone is waiting: the server is closing, which is no fault.
     bool bytes_after_response(bool& fin) const {
         fin = false;
         if (conn_->buffer.size() > 0 || conn_->inq > 1) return true;
+        // Over TLS the kernel count is unknown (-1); what OpenSSL holds,
+        // decrypted or not, is bytes after the response too.
+        if (conn_->tls && SSL_has_pending(conn_->tls->native_handle())) return true;
         if (conn_->inq != 1) return false;
         char c;  // TCP_INQ says 1 for one byte and for a FIN alone
         const auto r = ::recv(conn_->socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
