@@ -367,6 +367,15 @@ TEST(Hardening5, AFloodOfInterimResponsesIsCutAt16) {
     auto got = read_until_close(c, 5s);
     EXPECT_TRUE(got.closed) << "the gateway neither cut the flood nor closed";
     EXPECT_LE(count(got.data, "HTTP/1.1 103"), 16u);
+    // Exactly 16 pass, then the gateway's own final answer (interim
+    // responses do not end an exchange: a 502 after them is valid HTTP).
+    EXPECT_EQ(count(got.data, "HTTP/1.1 103"), 16u);
+    const auto final_at = got.data.find("HTTP/1.1 502");
+    ASSERT_NE(final_at, std::string::npos) << got.data.substr(0, 400);
+    auto r = parse_response(got.data.substr(final_at));
+    ASSERT_TRUE(r);
+    std::string why;
+    EXPECT_TRUE(is_gateway_error(*r, 502, &why)) << why;
     EXPECT_EQ(got.data.find("HTTP/1.1 200"), std::string::npos)
         << "a final response after the flood";
     EXPECT_EQ(upstream_errors(*admin, "protocol") - before, 1);
