@@ -33,6 +33,7 @@
 #include "deepseek_gateway/proxy/request_target.hpp"
 #include "deepseek_gateway/tls/context.hpp"
 #include "deepseek_gateway/tls/server_stream.hpp"
+#include "deepseek_gateway/util/clock.hpp"
 #include "net/tcp_read.hpp"
 #include "proxy/relay_parser.hpp"
 
@@ -64,7 +65,7 @@ namespace {
 namespace asio = boost::asio;
 namespace beast = boost::beast;
 using tcp = asio::ip::tcp;
-using Clock = std::chrono::steady_clock;
+using Clock = util::Clock;  // tests move it (util/clock.hpp)
 using error_code = boost::system::error_code;
 using TlsStream = asio::ssl::stream<net::Socket&>;
 using net::Task;
@@ -1459,7 +1460,7 @@ private:
     std::unique_ptr<tls::ServerStream> client_tls_;  // TLS over client_ on TLS listeners
     std::string client_cert_;                       // verified mTLS subject
     std::string tls_gather_;
-    asio::steady_timer timer_;
+    util::Timer timer_;
     std::shared_ptr<const metrics::ConfigMetrics> accept_metrics_;  // keeps lm_ valid
     const metrics::ListenerMetrics* lm_ = nullptr;  // the listener it was accepted on
     access::Admission admission_;

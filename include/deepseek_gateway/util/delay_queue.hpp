@@ -10,8 +10,9 @@
 // Single-threaded (a worker's loop); entries are intrusive, so pushing and
 // removing allocate nothing, and an entry unlinks itself when destroyed.
 
+#include "deepseek_gateway/util/clock.hpp"
+
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/steady_timer.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -20,7 +21,7 @@ namespace dsgw::util {
 
 class DelayQueue {
 public:
-    using Clock = std::chrono::steady_clock;
+    using Clock = util::Clock;
 
     class Entry {
     public:
@@ -61,7 +62,7 @@ private:
     void start_ticking();
     void tick();
 
-    boost::asio::steady_timer timer_;
+    Timer timer_;
     Clock::duration delay_;
     Entry* head_ = nullptr;  // oldest first: push order is time order
     Entry* tail_ = nullptr;
