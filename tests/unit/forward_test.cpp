@@ -1,5 +1,5 @@
 // Header rewriting (forward.hpp) and the gateway's own error responses
-// (errors.hpp): SPEC §4. The parser itself: relay_parser_test.cpp.
+// (local_reply.hpp): SPEC §4. The parser itself: relay_parser_test.cpp.
 //
 // Request and response heads are produced the way the session produces them:
 // raw bytes through RelayParser, then the rewrite. The output is read back as
@@ -7,7 +7,7 @@
 // Past ~500 lines on purpose: both units share these helpers, and one file
 // per SPEC §4 rule family would scatter them.
 
-#include "deepseek_gateway/proxy/errors.hpp"
+#include "deepseek_gateway/proxy/local_reply.hpp"
 #include "deepseek_gateway/proxy/forward.hpp"
 
 #include "../../src/proxy/relay_parser.hpp"
@@ -557,13 +557,13 @@ TEST(ClientResponseHead, IsValidHttpThatBeastParsesBack) {
 // ================================================================== errors
 
 TEST(ErrorResponse, BodyIsTheOpenAiErrorShape) {
-    EXPECT_EQ(dsgw::proxy::make_error_body(503, "no upstream server available"),
+    EXPECT_EQ(dsgw::proxy::local_reply_body(503, "no upstream server available"),
               R"({"error":{"message":"no upstream server available",)"
               R"("type":"gateway_error","code":503}})");
 }
 
 TEST(ErrorResponse, EscapesTheMessageForJson) {
-    EXPECT_EQ(dsgw::proxy::make_error_body(400, "bad \"x\"\nline2\\\t\x01"),
+    EXPECT_EQ(dsgw::proxy::local_reply_body(400, "bad \"x\"\nline2\\\t\x01"),
               R"({"error":{"message":"bad \"x\"\nline2\\\t\u0001",)"
               R"("type":"gateway_error","code":400}})");
 }
@@ -590,7 +590,7 @@ TEST(ErrorResponse, IsValidHttpWithExactBodyAndLength) {
                    Case{502, "Bad Gateway"}, Case{503, "Service Unavailable"},
                    Case{504, "Gateway Timeout"}}) {
         const std::string message = "message for " + std::to_string(c.status);
-        auto text = dsgw::proxy::make_error_response(c.status, message, true);
+        auto text = dsgw::proxy::local_reply(c.status, message, true);
         EXPECT_EQ(start_line(text), "HTTP/1.1 " + std::to_string(c.status) + " " + c.reason);
         auto p = parse_response(text);
         const auto& res = p->get();
@@ -605,7 +605,7 @@ TEST(ErrorResponse, IsValidHttpWithExactBodyAndLength) {
 }
 
 TEST(ErrorResponse, EscapedMessageKeepsContentLengthRight) {
-    auto text = dsgw::proxy::make_error_response(400, "quote \" and\r\nnewline", false);
+    auto text = dsgw::proxy::local_reply(400, "quote \" and\r\nnewline", false);
     auto p = parse_response(text);
     const auto& res = p->get();
     EXPECT_EQ(res.body(), R"({"error":{"message":"quote \" and\r\nnewline",)"
@@ -616,10 +616,10 @@ TEST(ErrorResponse, EscapedMessageKeepsContentLengthRight) {
 }
 
 TEST(ErrorResponse, ExtraHeadersAreIncluded) {
-    auto text = dsgw::proxy::make_error_response(503, "busy", true, "Retry-After: 2\r\n");
+    auto text = dsgw::proxy::local_reply(503, "busy", true, "Retry-After: 2\r\n");
     auto p = parse_response(text);
     EXPECT_EQ(p->get()[http::field::retry_after], "2");
-    EXPECT_EQ(p->get().body(), dsgw::proxy::make_error_body(503, "busy"));
+    EXPECT_EQ(p->get().body(), dsgw::proxy::local_reply_body(503, "busy"));
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 // sooner, and taking it then costs no system call.
 
 #include "deepseek_gateway/net/socket.hpp"
+#include "deepseek_gateway/net/stream.hpp"
 #include "deepseek_gateway/upstream/server.hpp"
 #include "deepseek_gateway/util/delay_queue.hpp"
 
@@ -19,6 +20,7 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <unordered_map>
 
 namespace dsgw::upstream {
@@ -35,6 +37,9 @@ public:
     net::Socket socket;
     // Set when the upstream speaks TLS: wraps `socket`.
     std::unique_ptr<boost::asio::ssl::stream<net::Socket&>> tls;
+    // The byte stream over `socket` (through `tls` when set), from the
+    // moment the connection is open.
+    std::optional<net::Stream> stream;
     boost::beast::flat_buffer buffer;  // bytes read but not yet parsed
     UpstreamServer* server;
     std::uint64_t requests = 0;  // requests sent on this connection

@@ -1,4 +1,6 @@
-#include "deepseek_gateway/proxy/errors.hpp"
+// Local replies: the gateway's own answers, in the OpenAI error shape.
+
+#include "deepseek_gateway/proxy/local_reply.hpp"
 
 #include "deepseek_gateway/util/json.hpp"
 
@@ -6,7 +8,7 @@
 
 namespace dsgw::proxy {
 
-std::string make_error_body(unsigned status, std::string_view message) {
+std::string local_reply_body(unsigned status, std::string_view message) {
     std::string body = R"({"error":{"message":")";
     util::append_json_escaped(body, message);
     body += R"(","type":"gateway_error","code":)";
@@ -15,9 +17,9 @@ std::string make_error_body(unsigned status, std::string_view message) {
     return body;
 }
 
-std::string make_error_response(unsigned status, std::string_view message, bool close,
+std::string local_reply(unsigned status, std::string_view message, bool close,
                                 std::string_view extra_headers) {
-    auto body = make_error_body(status, message);
+    auto body = local_reply_body(status, message);
     auto reason = boost::beast::http::obsolete_reason(
         static_cast<boost::beast::http::status>(status));
     std::string out = "HTTP/1.1 " + std::to_string(status) + " ";

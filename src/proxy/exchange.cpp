@@ -1,0 +1,526 @@
+// The exchange's phases: admit, inspect, route, forward, relay (the end is in outcome.cpp).
+
+#include "proxy/exchange.hpp"
+
+#include "deepseek_gateway/access/admission.hpp"
+#include "deepseek_gateway/access/api_keys.hpp"
+#include "deepseek_gateway/access/forwarded_for.hpp"
+#include "deepseek_gateway/app/worker.hpp"
+#include "deepseek_gateway/metrics/metrics.hpp"
+#include "deepseek_gateway/net/refusals.hpp"
+#include "deepseek_gateway/upstream/upstream.hpp"
+
+#include <boost/beast/core/string.hpp>
+#include <boost/beast/http/error.hpp>
+
+namespace dsgw::proxy {
+
+namespace {
+
+namespace beast = boost::beast;
+using error_code = boost::system::error_code;
+using net::Task;
+
+constexpr std::uint32_t kUpstreamHeaderLimit = 64 * 1024;
+// The arena's first block: a typical request and response head fit in it.
+constexpr std::size_t kArenaChunk = 2048;
+// Interim (1xx) responses passed on per exchange; one more is a 502.
+constexpr unsigned kMaxInterim = 16;
+
+double ms_between(Clock::time_point a, Clock::time_point b) {
+    return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+}  // namespace
+
+Exchange::Exchange(ClientSide& client, std::pmr::memory_resource& blocks)
+    : client_(client), arena_(kArenaChunk, &blocks), interim_arena_(kArenaChunk, &blocks) {}
+
+RelayParser<true>& Exchange::begin() {
+    keep_alive_ = true;
+    response_started_ = false;
+    sent_continue_ = false;
+    status_ = 0;
+    bytes_in_ = 0;
+    bytes_out_ = 0;
+    first_byte_ms_ = -1;
+    server_name_ = {};
+    failure_.reset();
+    up_.upstream = nullptr;
+    up_.server_name = {};
+    release();
+    interim_count_ = 0;
+    const auto& limits = client_.rt->config->limits;
+    req_.emplace(&arena_);
+    req_->header_limit(
+        static_cast<std::uint32_t>(std::min<std::uint64_t>(limits.max_header_bytes, UINT32_MAX)));
+    req_->body_limit(limits.max_request_body);
+    req_->eager(false);
+    return *req_;
+}
+
+void Exchange::head_read() {
+    started_ = Clock::now();
+    started_wall_ = std::chrono::system_clock::now();
+}
+
+void Exchange::release() {
+    res_.reset();
+    req_.reset();
+    arena_.release();
+    if (interim_count_ > 0) interim_arena_.release();
+}
+
+bool Exchange::request_unread() const {
+    return !req_ || !req_->is_done() || client_.buf.size() > pending_consume_;
+}
+
+void Exchange::on_client_gone() {
+    keep_alive_ = false;
+    if (up_.queued) up_.queued->timer.cancel();
+    up_.close();  // the inference server stops now
+}
+
+void Exchange::cancel_upstream() {
+    if (!up_.conn) return;
+    error_code ec;
+    up_.conn->socket.cancel(ec);
+}
+
+Task<void> Exchange::run() {
+    // admit
+    bool admitted = admit_shape();
+    // Most listeners have neither: no coroutine frame for nothing.
+    if (admitted && (!client_.lc->access.trusted_proxies.empty() || client_.lc->auth.enabled())) {
+        const bool ok = co_await admit_client();
+        admitted = ok;
+    }
+    if (!admitted) {
+        co_await finish(false);
+        co_return;
+    }
+    inspect();
+    const auto ctx = route();
+    const bool forwarded = co_await forward(ctx);
+    bool clean = false;
+    if (forwarded) {
+        const bool relayed = co_await relay();
+        clean = relayed;
+    }
+    co_await finish(clean);
+}
+
+// ---- admit ------------------------------------------------------------------
+
+// Framing and routing shapes the parser does not refuse by itself
+// (docs/security.md): a transfer coding other than exactly "chunked",
+// Transfer-Encoding given twice or in an HTTP/1.0 request (RFC 9112 §6.1), a
+// missing, repeated or invalid Host (§3.2), a target that is none of the
+// forms allowed for its method (§3.2.1-3.2.4).
+std::optional<std::string_view> Exchange::check_request_shape() {
+    const auto& h = req_->head();
+    int te_count = 0;
+    for (const auto& f : h) {
+        if (f.known != Known::transfer_encoding) continue;
+        ++te_count;
+        if (!beast::iequals(f.value, "chunked")) return "unsupported transfer coding";
+    }
+    if (te_count > 1) return "repeated Transfer-Encoding";
+    if (te_count > 0 && h.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
+    const auto hosts = h.count(Known::host);
+    if (hosts > 1) return "more than one Host header";
+    if (h.version() >= 11 && hosts != 1) return "HTTP/1.1 request needs a Host header";
+    if (hosts == 1 && !valid_host(h[Known::host])) return "invalid Host header";
+    if (h.method() == http::verb::connect) return "CONNECT is not supported";
+    target_ = check_target(h.method_string(), h.target());
+    if (!target_.error.empty()) return target_.error;
+    return std::nullopt;
+}
+
+// The request's shape, then the accept-time decision (a refused peer reaches
+// here only when its listener answers refusals with 403).
+bool Exchange::admit_shape() {
+    forwarded_for_.clear();
+    api_key_name_ = {};
+    if (auto bad = check_request_shape()) {
+        fail({400, Side::client, true, std::string(*bad)});
+        return false;
+    }
+    if (client_.decision != access::Decision::allowed) {
+        fail({403, Side::client, true, "access denied"});
+        return false;
+    }
+    return true;
+}
+
+// Per request: the client behind trusted proxies (X-Forwarded-For) is judged
+// by the allowlist, then the API key, when the listener asks for one.
+Task<bool> Exchange::admit_client() {
+    const auto& lc = *client_.lc;
+    const auto& acc = lc.access;
+    const auto& h = req_->head();
+    auto count_denied = [&](access::DenyReason reason) {
+        if (client_.rt->metrics)
+            client_.rt->metrics->listener(listener_index(client_))->denied_by(reason);
+    };
+    if (!acc.trusted_proxies.empty()) {
+        std::vector<std::string_view> xff;
+        for (const auto& f : h)
+            if (f.known == Known::x_forwarded_for) xff.push_back(f.value);
+        auto fc = access::resolve_forwarded_for(client_.conn_ip, xff, acc.trusted_proxies);
+        const auto d = access::judge_request(fc, acc.policy);
+        client_.ip = fc.address;
+        client_.ip_text = client_.ip.to_string();
+        forwarded_for_ = std::move(fc.forwarded_for);
+        if (d != access::Decision::allowed) {
+            net::refusal_log().log({client_.listener_name,
+                                    client_.ip,
+                                    access::to_deny_reason(d),
+                                    client_.conn_ip,
+                                    {}});
+            count_denied(access::to_deny_reason(d));
+            // on_deny: close answers nothing.
+            if (acc.on_deny == config::OnDeny::respond_403)
+                fail({403, Side::client, true, "access denied"});
+            else
+                fail({0, Side::client, true, {}});
+            co_return false;
+        }
+    }
+    if (lc.auth.enabled()) {
+        std::vector<std::string_view> values;
+        for (const auto& f : h)
+            if (f.known == Known::authorization) values.push_back(f.value);
+        auto ar = access::authenticate(*lc.auth.keys, values);
+        if (ar.outcome != access::AuthOutcome::ok) {
+            net::refusal_log().log({client_.listener_name,
+                                    client_.ip,
+                                    access::to_deny_reason(ar.outcome),
+                                    std::nullopt,
+                                    {}});
+            count_denied(access::to_deny_reason(ar.outcome));
+            fail({401, Side::client, !req_->is_done(),
+                  ar.outcome == access::AuthOutcome::missing_key
+                      ? "missing API key: send Authorization: Bearer <key>"
+                      : "invalid API key",
+                  std::string("WWW-Authenticate: ") + access::www_authenticate(ar.outcome) +
+                      "\r\n"});
+            co_return false;
+        }
+        api_key_name_ = ar.name;
+    }
+    co_return true;
+}
+
+// ---- route ------------------------------------------------------------------
+
+// The listener's upstream, and what its balancer picks a server by. Model
+// routing (SPEC §8) chooses among upstreams here.
+balancer::PickContext Exchange::route() {
+    const auto& rt = *client_.rt;
+    const auto i = client_.lc->upstream_index;
+    up_.upstream = rt.upstreams[i].get();
+    up_.book = ServerBook(up_.upstream, rt.metrics.get(), i);
+    return balancer::PickContext{client_.ip, nullptr, Clock::now()};
+}
+
+// ---- forward ----------------------------------------------------------------
+
+// "Expect: 100-continue" on an HTTP/1.1 request with a body to come: our own
+// 100 Continue, so the client sends it. False when the client is gone.
+Task<bool> Exchange::send_continue() {
+    static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+    out_.iov.clear();
+    out_.iov.emplace_back(kContinue.data(), kContinue.size());
+    error_code ec;
+    std::size_t done = 0;
+    if (!client_.stream.write_now(out_.iov, ec, done)) {
+        auto [wec, n] = co_await client_.stream.write_rest(out_.iov, done);
+        ec = wec;
+    }
+    if (ec) co_return false;
+    sent_continue_ = true;
+    co_return true;
+}
+
+// The rewritten head and the body bytes at hand go to a server in one write;
+// then the rest of the body, piece by piece. False when the exchange failed.
+Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
+    keep_alive_ = req_->keep_alive();
+    const auto& head = req_->head();
+    if (req_->chunked())
+        req_framing_ = Framing::chunked;
+    else if (req_->content_length())
+        req_framing_ = Framing::content_length;
+    else
+        req_framing_ = Framing::none;
+
+    if (!req_->is_done() && head.version() >= 11 &&
+        beast::iequals(head[Known::expect], "100-continue")) {
+        const bool sent = co_await send_continue();
+        if (!sent) {
+            client_.on_gone();
+            co_return false;
+        }
+    }
+
+    head_out_.clear();
+    ForwardContext fctx{client_.ip_text, client_.stream.tls() ? "https" : "http",
+                        head[Known::host]};
+    fctx.forwarded_for = forwarded_for_;
+    fctx.strip_authorization = client_.lc->auth.enabled() && !client_.lc->auth.forward;
+    if (target_.form == TargetForm::absolute) {
+        fctx.origin_form = target_.path;
+        fctx.authority = target_.authority;
+    }
+    const auto& servers = up_.upstream->servers();
+    std::string default_host = servers.empty() ? std::string() : servers[0]->authority();
+    fctx.default_host = default_host;
+    build_upstream_request_head(head, fctx, req_framing_, req_->content_length().value_or(0),
+                                head_out_);
+
+    // Body bytes that came with the head go out in the same write.
+    req_->eager(true);
+    req_->clear_pieces();
+    error_code ec;
+    pending_consume_ = parse_buffered(*req_, client_.buf, ec);
+    if (ec) {
+        fail(reply_to_bad_request(ec));  // a framing error in the body at hand
+        co_return false;
+    }
+    out_.iov.clear();
+    out_.iov.emplace_back(head_out_.data(), head_out_.size());
+    out_.add_body(req_framing_, req_->is_done(), req_->pieces(), req_->piece_bytes());
+
+    auto failure = co_await connect_and_send(up_, client_, ctx, out_.iov, req_->is_done());
+    // The body bytes that went with the head (or that the failure answers).
+    client_.buf.consume(pending_consume_);
+    bytes_in_ += pending_consume_;
+    pending_consume_ = 0;
+    server_name_ = up_.server_name;
+    if (failure) {
+        fail(std::move(*failure));
+        co_return false;
+    }
+    req_->clear_pieces();
+    if (req_->is_done()) co_return true;
+
+    const auto& limits = client_.rt->config->limits;
+    const auto end = co_await relay_body(
+        *req_,
+        BodySource{client_.stream, client_.buf, client_.read_size, nullptr, Phase::request_body,
+                   limits.client_idle},
+        BodySink{*up_.conn->stream, Phase::upstream_write, up_.upstream->config().timeouts.idle},
+        req_framing_, {}, client_.deadline, out_);
+    bytes_in_ += end.consumed;
+    if (end.step == RelayEnd::Step::done) co_return true;
+    keep_alive_ = keep_alive_ && req_->is_done();
+    up_.abort();
+    if (end.step == RelayEnd::Step::read) {
+        if (end.timeout)
+            fail({408, Side::client, true, "request body not received in time"});
+        else
+            fail({});
+    } else if (end.step == RelayEnd::Step::parse) {
+        fail(reply_to_bad_request(end.ec));
+    } else if (!client_.gone) {
+        fail({502, Side::upstream, true, "upstream failed while the request was sent"});
+    }
+    co_return false;
+}
+
+// ---- relay ------------------------------------------------------------------
+
+void Exchange::new_response_parser(std::pmr::memory_resource* mr) {
+    res_.emplace(mr);
+    res_->header_limit(kUpstreamHeaderLimit);
+    res_->body_limit(std::nullopt);
+    res_->eager(false);
+    if (req_->head().method() == http::verb::head) res_->skip(true);
+}
+
+// Reads the upstream's response head, passing interim responses on. False
+// when the exchange failed.
+Task<bool> Exchange::read_response_head() {
+    const auto& ucfg = up_.upstream->config();
+    auto& conn = *up_.conn;
+    const auto sent = Clock::now();
+    new_response_parser(&arena_);
+    client_.deadline.arm(Phase::first_byte, ucfg.timeouts.first_byte);
+    bool any_byte = conn.buffer.size() > 0;
+    for (;;) {
+        error_code ec;
+        auto used = parse_buffered(*res_, conn.buffer, ec);
+        conn.buffer.consume(used);
+        if (ec) {
+            client_.deadline.disarm();
+            upstream_failed(
+                {metrics::UpstreamErrorKind::protocol, "bad response", ec},
+                {502, Side::upstream, !req_->is_done(), "upstream sent an invalid response"});
+            co_return false;
+        }
+        if (res_->is_header_done()) {
+            auto code = res_->head().result_int();
+            if (code >= 100 && code < 200 && code != 101) {
+                const bool go_on = co_await forward_interim();
+                if (!go_on) co_return false;
+                client_.deadline.arm(Phase::first_byte, ucfg.timeouts.first_byte);
+                continue;
+            }
+            break;
+        }
+        auto [rec, n] = co_await conn.stream->read_some(conn.buffer, conn.read_size, &conn.inq);
+        if (rec) {
+            const bool timeout = client_.deadline.timed_out(Phase::first_byte) ||
+                                 client_.deadline.timed_out(Phase::response_body);
+            client_.deadline.disarm();
+            if (client_.gone) {
+                fail({});
+                co_return false;
+            }
+            if (timeout)
+                upstream_failed(
+                    {metrics::UpstreamErrorKind::timeout, "no response in time", rec, true},
+                    {504, Side::upstream, false, "upstream timed out before responding"});
+            else
+                upstream_failed({metrics::UpstreamErrorKind::reset,
+                                 any_byte ? "response cut" : "closed before responding", rec, true},
+                                {502, Side::upstream, false,
+                                 "upstream closed the connection before responding"});
+            co_return false;
+        }
+        if (!any_byte) {
+            any_byte = true;
+            first_byte_ms_ = ms_between(sent, Clock::now());
+            client_.deadline.arm(Phase::response_body, ucfg.timeouts.idle);
+        }
+        conn.buffer.commit(n);
+        adapt_read_size(n, conn.read_size);
+    }
+    client_.deadline.disarm();
+    if (res_->head().result_int() == 101) {
+        upstream_failed(
+            {metrics::UpstreamErrorKind::protocol, "101 Switching Protocols (not supported)"},
+            {502, Side::upstream, true, "upstream tried to switch protocols"});
+        co_return false;
+    }
+    co_return true;
+}
+
+// An interim (1xx) response is passed on to an HTTP/1.1 client (RFC 9110
+// §15.2; an HTTP/1.0 client gets none), except a 100 Continue when the
+// gateway sent its own. Its head is then dropped and the next one parsed in
+// memory of its own, released each time, so a flood of them cannot grow the
+// process; past kMaxInterim the exchange fails with a 502.
+Task<bool> Exchange::forward_interim() {
+    if (++interim_count_ > kMaxInterim) {
+        upstream_failed({metrics::UpstreamErrorKind::protocol, "too many interim responses"},
+                        {502, Side::upstream, true, "upstream sent too many interim responses"});
+        co_return false;
+    }
+    const auto code = res_->head().result_int();
+    if (req_->head().version() >= 11 && !(code == 100 && sent_continue_)) {
+        head_out_.clear();
+        build_interim_response_head(res_->head(), head_out_);
+        out_.iov.clear();
+        out_.iov.emplace_back(head_out_.data(), head_out_.size());
+        const auto ec = co_await write_client();
+        if (ec) {
+            client_.on_gone();
+            fail({});
+            co_return false;
+        }
+    }
+    res_.reset();
+    interim_arena_.release();
+    new_response_parser(&interim_arena_);
+    co_return true;
+}
+
+Framing Exchange::choose_response_framing() const {
+    const auto code = res_->head().result_int();
+    if (req_->head().method() == http::verb::head || code == 204 || code == 304 ||
+        (code >= 100 && code < 200))
+        return Framing::none;
+    if (res_->content_length()) return Framing::content_length;
+    if (req_->head().version() >= 11) return Framing::chunked;
+    return Framing::close;
+}
+
+// Writes out_.iov to the client, under the write deadline.
+Task<error_code> Exchange::write_client() {
+    error_code ec;
+    std::size_t done = 0;
+    const bool over = client_.stream.write_now(out_.iov, ec, done);
+    bytes_out_ += done;
+    if (!over) {
+        client_.deadline.arm(Phase::client_write, client_.rt->config->limits.client_idle);
+        auto [wec, n] = co_await client_.stream.write_rest(out_.iov, done);
+        client_.deadline.disarm();
+        bytes_out_ += n;
+        ec = wec;
+    }
+    co_return ec;
+}
+
+// The response: head, then each body piece as soon as it is read. True when
+// it ended cleanly (the upstream connection may be reused). While it is
+// awaited and relayed, a client that hangs up closes the upstream connection
+// at once, so the inference server stops generating.
+Task<bool> Exchange::relay() {
+    client_.watch_soon();
+    const bool head_ok = co_await read_response_head();
+    if (!head_ok) {
+        client_.stop_watch();
+        co_return false;
+    }
+    const auto framing = choose_response_framing();
+    if (framing == Framing::close) keep_alive_ = false;
+    if (client_.worker.draining() || client_.last_request) keep_alive_ = false;
+    status_ = res_->head().result_int();
+    auto* server = up_.lease.get();
+    if (status_ >= 500 && up_.upstream->config().passive.on_5xx)
+        up_.book.eject_step(*server);
+    else
+        up_.book.success(*server);
+    if (const auto* sm = up_.book.metrics_of(server))
+        sm->response(status_, first_byte_ms_ >= 0 ? first_byte_ms_ / 1000.0 : -1);
+    head_out_.clear();
+    build_client_response_head(res_->head(), framing, res_->content_length().value_or(0),
+                               keep_alive_, req_->head().version(), head_out_);
+    if (framing == Framing::chunked || framing == Framing::close) {
+        // A long stream: keep no idle client buffer for its lifetime.
+        if (client_.buf.size() == 0) client_.buf.shrink_to_fit();
+    }
+
+    const auto& ucfg = up_.upstream->config();
+    auto& conn = *up_.conn;
+    const auto end = co_await relay_body(
+        *res_,
+        BodySource{*conn.stream, conn.buffer, conn.read_size, &conn.inq, Phase::response_body,
+                   ucfg.timeouts.idle},
+        BodySink{client_.stream, Phase::client_write, client_.rt->config->limits.client_idle},
+        framing, head_out_, client_.deadline, out_);
+    bytes_out_ += end.written;
+    if (end.sent_any) response_started_ = true;
+    if (end.step == RelayEnd::Step::write) client_.on_gone();
+    client_.stop_watch();
+    if (end.step == RelayEnd::Step::done) co_return true;
+    // The client saw a partial response: it must not take it as whole.
+    keep_alive_ = false;
+    if (end.step == RelayEnd::Step::parse) {
+        // Broken before a byte of it was sent: the client can be told.
+        upstream_failed(
+            {metrics::UpstreamErrorKind::protocol, "bad response body", end.ec},
+            {end.sent_any ? 0u : 502u, Side::upstream, true, "upstream sent an invalid response"});
+    } else if (end.step == RelayEnd::Step::read && !client_.gone) {
+        upstream_failed(
+            {end.timeout ? metrics::UpstreamErrorKind::timeout : metrics::UpstreamErrorKind::reset,
+             end.timeout ? "stream idle too long" : "stream cut", end.ec},
+            {});
+    }
+    up_.abort();
+    co_return false;
+}
+
+}  // namespace dsgw::proxy

@@ -1,0 +1,137 @@
+#pragma once
+// One request and its response, as named phases in order (docs/architecture.md):
+//
+//   admit    the request's shape, the allowlist behind trusted proxies, the
+//            API key (quotas will join here)
+//   inspect  what routing needs from the body (nothing yet: model routing
+//            and prefix affinity will read it here)
+//   route    the upstream, and what the balancer picks a server by
+//   forward  100-continue, the rewritten head, a server and a connection
+//            (upstream_connect.cpp), then the rest of the request body
+//   relay    the response head, interim responses, the body (relay.cpp)
+//   finish   the one end of every exchange (outcome.cpp): local reply,
+//            ejection and metrics, keep-alive, the pool, the access log
+//
+// A phase that fails records a Failure and the exchange goes to finish.
+// The connection reads the request head (connection.cpp) and runs one
+// exchange per request; an Exchange object is reused for the next request.
+
+#include "deepseek_gateway/balancer/balancer.hpp"
+#include "deepseek_gateway/proxy/forward.hpp"
+#include "deepseek_gateway/proxy/request_target.hpp"
+#include "proxy/client_side.hpp"
+#include "proxy/outcome.hpp"
+#include "proxy/relay.hpp"
+#include "proxy/relay_parser.hpp"
+#include "proxy/upstream_connect.hpp"
+
+#include <chrono>
+#include <memory_resource>
+#include <optional>
+#include <string>
+
+namespace dsgw::proxy {
+
+// The index of the client's listener in its configuration (for its metrics).
+std::size_t listener_index(const ClientSide& client);
+
+class Exchange {
+public:
+    Exchange(ClientSide& client, std::pmr::memory_resource& blocks);
+    Exchange(const Exchange&) = delete;
+    Exchange& operator=(const Exchange&) = delete;
+
+    // A new request: a fresh parser for its head, limits from `client.rt`.
+    RelayParser<true>& begin();
+    // The head has been read: the clock of the access log starts.
+    void head_read();
+    // The head could not be read: the 4xx it is due (431, 413, 400), logged.
+    net::Task<void> refuse_head(boost::system::error_code ec);
+    // Request head bytes read (for the access log's bytes_in).
+    void count_in(std::uint64_t n) { bytes_in_ += n; }
+    // Runs the phases, from admit to finish.
+    net::Task<void> run();
+    // The head timed out after some of it arrived: 408, not logged.
+    net::Task<void> head_timed_out();
+
+    // Both heads are gone: their memory goes back to the worker (an idle
+    // keep-alive connection holds no arena block).
+    void release();
+
+    // Whether the connection may serve another request after this one.
+    bool keep_alive() const { return keep_alive_; }
+    // The request's body bytes still to come, or more of it buffered: when
+    // the connection closes now, it lingers (see Connection::linger()).
+    bool request_unread() const;
+
+    // The client hung up: the server stops generating at once, a queued
+    // request gives its place up.
+    void on_client_gone();
+    // A deadline of an upstream phase passed: the operation in progress on
+    // the upstream connection ends with operation_aborted.
+    void cancel_upstream();
+
+private:
+    // ---- the phases (exchange.cpp) ----
+    bool admit_shape();
+    net::Task<bool> admit_client();
+    void inspect() {}
+    balancer::PickContext route();
+    net::Task<bool> forward(const balancer::PickContext& ctx);
+    net::Task<bool> relay();
+
+    std::optional<std::string_view> check_request_shape();
+    net::Task<bool> send_continue();
+    net::Task<bool> read_response_head();
+    net::Task<bool> forward_interim();
+    void new_response_parser(std::pmr::memory_resource* mr);
+    Framing choose_response_framing() const;
+    net::Task<boost::system::error_code> write_client();
+
+    // ---- the end (outcome.cpp) ----
+    // Records the failure that ends the exchange; the first one stands.
+    void fail(Failure f);
+    // A server failed: counted, logged, maybe ejected, and the exchange
+    // fails with `reply` (status 0: nothing to say).
+    void upstream_failed(const ServerFault& fault, Failure reply);
+    net::Task<void> finish(bool clean);
+    net::Task<void> reply(const Failure& f);
+    bool bytes_after_response(bool& fin);
+    void log();
+
+    ClientSide& client_;
+    // The two heads (fields, target, reason, body piece lists) are allocated
+    // here; released when the next request starts.
+    std::pmr::monotonic_buffer_resource arena_;
+    // The response heads after an interim (1xx) one (forward_interim()).
+    std::pmr::monotonic_buffer_resource interim_arena_;
+    std::optional<RelayParser<true>> req_;
+    std::optional<RelayParser<false>> res_;
+    Framing req_framing_ = Framing::none;
+    Target target_;
+    std::size_t pending_consume_ = 0;  // body bytes that went with the head
+
+    UpstreamSide up_;
+    std::string head_out_;
+    std::string reply_;
+    WriteList out_;
+    std::optional<Failure> failure_;
+
+    bool keep_alive_ = true;
+    bool response_started_ = false;
+    bool sent_continue_ = false;  // our own 100 Continue went to the client
+    unsigned interim_count_ = 0;
+
+    // for the access log and the metrics
+    unsigned status_ = 0;
+    std::uint64_t bytes_in_ = 0;
+    std::uint64_t bytes_out_ = 0;
+    double first_byte_ms_ = -1;
+    std::string_view server_name_;
+    std::string forwarded_for_;      // X-Forwarded-For to send (behind trusted proxies)
+    std::string_view api_key_name_;  // the API key's name
+    Clock::time_point started_;
+    std::chrono::system_clock::time_point started_wall_;
+};
+
+}  // namespace dsgw::proxy
