@@ -1,5 +1,6 @@
 #include "deepseek_gateway/app/worker.hpp"
 
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/net/listener.hpp"
 
 #include <boost/asio/post.hpp>
@@ -14,15 +15,15 @@ namespace {
 
 // A copy of `rt` whose use count counts only this worker's holders: the
 // aliasing constructor shares the control block of a worker-local holder.
-std::shared_ptr<const upstream::Runtime> worker_local(std::shared_ptr<const upstream::Runtime> rt) {
-    auto holder = std::make_shared<std::shared_ptr<const upstream::Runtime>>(std::move(rt));
-    const upstream::Runtime* p = holder->get();
-    return std::shared_ptr<const upstream::Runtime>(std::move(holder), p);
+std::shared_ptr<const Runtime> worker_local(std::shared_ptr<const Runtime> rt) {
+    auto holder = std::make_shared<std::shared_ptr<const Runtime>>(std::move(rt));
+    const Runtime* p = holder->get();
+    return std::shared_ptr<const Runtime>(std::move(holder), p);
 }
 
-std::unordered_set<const upstream::UpstreamServer*> servers_of(const upstream::Runtime& rt) {
+std::unordered_set<const upstream::UpstreamServer*> servers_of(const Runtime& rt) {
     std::unordered_set<const upstream::UpstreamServer*> set;
-    for (const auto& up : rt.upstreams)
+    for (const auto& up : rt.upstreams())
         for (const auto& s : up->servers()) set.insert(s.get());
     return set;
 }
@@ -31,7 +32,7 @@ constexpr auto kSweepInterval = std::chrono::seconds(1);
 
 }  // namespace
 
-Worker::Worker(unsigned index, std::shared_ptr<const upstream::Runtime> runtime,
+Worker::Worker(unsigned index, std::shared_ptr<const Runtime> runtime,
                std::shared_ptr<log::AccessLog> access_log)
     : index_(index), runtime_(worker_local(std::move(runtime))), access_log_(std::move(access_log)) {}
 
@@ -43,14 +44,14 @@ Worker::~Worker() {
     io_.destroy_handlers();
 }
 
-void Worker::set_runtime(std::shared_ptr<const upstream::Runtime> rt,
+void Worker::set_runtime(std::shared_ptr<const Runtime> rt,
                          std::shared_ptr<log::AccessLog> access_log) {
     auto old = std::move(runtime_);
     runtime_ = worker_local(std::move(rt));
     access_log_ = std::move(access_log);
     // Servers that left the configuration: their idle connections go now.
     const auto current = servers_of(*runtime_);
-    for (const auto& up : old->upstreams)
+    for (const auto& up : old->upstreams())
         for (const auto& s : up->servers())
             if (!current.count(s.get())) pool_.close_server(s.get());
     // A request still running on the old runtime may give a connection to
@@ -64,9 +65,9 @@ void Worker::set_runtime(std::shared_ptr<const upstream::Runtime> rt,
 void Worker::sweep_retired_runtimes() {
     if (retired_runtimes_.empty()) return;
     const auto current = servers_of(*runtime_);
-    std::erase_if(retired_runtimes_, [&](const std::shared_ptr<const upstream::Runtime>& old) {
+    std::erase_if(retired_runtimes_, [&](const std::shared_ptr<const Runtime>& old) {
         if (old.use_count() > 1) return false;  // a session still has it
-        for (const auto& up : old->upstreams)
+        for (const auto& up : old->upstreams())
             for (const auto& s : up->servers())
                 if (!current.count(s.get())) pool_.close_server(s.get());
         return true;
@@ -82,7 +83,7 @@ void Worker::sweep_retired_runtimes() {
     });
 }
 
-void Worker::reconfigure(std::shared_ptr<const upstream::Runtime> rt,
+void Worker::reconfigure(std::shared_ptr<const Runtime> rt,
                          std::shared_ptr<log::AccessLog> access_log, ListenerChanges changes) {
     set_runtime(std::move(rt), std::move(access_log));
     for (const auto& name : changes.unbind) {

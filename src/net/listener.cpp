@@ -2,6 +2,7 @@
 
 #include "deepseek_gateway/access/admission.hpp"
 #include "deepseek_gateway/access/policy.hpp"
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/net/refusals.hpp"
@@ -111,21 +112,16 @@ void Listener::on_accept(boost::system::error_code ec, Socket socket) {
         socket.close(ec);
         return;
     }
-    const auto& rt = worker_.runtime();
-    const config::ListenerConfig* lc = nullptr;
-    for (const auto& l : rt->config->listeners)
-        if (l.name == name_) lc = &l;
-    if (!lc) {  // removed by a reload while this acceptor was draining
+    const auto* l = worker_.runtime()->listener(name_);
+    if (!l) {  // removed by a reload while this acceptor was draining
         socket.close(ec);
         accept();
         return;
     }
-    const auto& acc = lc->access;
+    const auto& acc = l->config->access;
     auto admission = access::admit_connection(peer_.address(), acc.policy, acc.trusted_proxies,
                                               acc.proxy_protocol);
-    const metrics::ListenerMetrics* lm =
-        rt->metrics ? rt->metrics->listener(static_cast<std::size_t>(lc - rt->config->listeners.data()))
-                    : nullptr;
+    const metrics::ListenerMetrics* lm = l->metrics;
     if (admission.action == access::AcceptAction::refuse) {
         refusal_log().log({name_, admission.client, admission.reason, std::nullopt, {}});
         if (lm) lm->denied_by(admission.reason);

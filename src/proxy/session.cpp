@@ -24,6 +24,7 @@
 #include "deepseek_gateway/proxy/session.hpp"
 
 #include "deepseek_gateway/access/api_keys.hpp"
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/net/listener.hpp"
@@ -216,15 +217,14 @@ public:
           arena_(kArenaChunk, &worker.header_memory()),
           interim_arena_(kArenaChunk, &worker.header_memory()) {
         const auto& rt = worker_.runtime();
-        for (std::size_t i = 0; i < rt->config->listeners.size(); ++i) {
-            if (rt->config->listeners[i].name != listener_.name()) continue;
-            if (rt->listener_tls[i]) {
-                tls_ctx_ = rt->listener_tls[i];
+        if (const auto* l = rt->listener(listener_.name())) {
+            if (l->tls) {
+                tls_ctx_ = l->tls;
                 client_tls_ = std::make_unique<tls::ServerStream>(client_, tls_ctx_->context());
             }
-            if (rt->metrics) {
+            if (l->metrics) {
                 accept_metrics_ = rt->metrics;
-                lm_ = rt->metrics->listener(i);
+                lm_ = l->metrics;
                 lm_->connection_opened();
             }
         }
@@ -407,9 +407,8 @@ private:
         const auto& current = worker_.runtime();
         if (current == rt_ && lc_) return true;
         rt_ = current;
-        lc_ = nullptr;
-        for (const auto& l : rt_->config->listeners)
-            if (l.name == listener_.name()) lc_ = &l;
+        const auto* l = rt_->listener(listener_.name());
+        lc_ = l ? l->config : nullptr;
         return lc_ != nullptr;
     }
 
@@ -419,9 +418,8 @@ private:
     // connection is to be closed.
     Task<bool> read_proxy_header() {
         const auto& rt = worker_.runtime();
-        const config::ListenerConfig* lc = nullptr;
-        for (const auto& l : rt->config->listeners)
-            if (l.name == listener_.name()) lc = &l;
+        const auto* l = rt->listener(listener_.name());
+        const config::ListenerConfig* lc = l ? l->config : nullptr;
         if (!lc) co_return false;
         arm(Phase::request_head, rt->config->limits.header_timeout);
         std::vector<std::uint8_t> buf;
@@ -708,7 +706,7 @@ private:
             if (!client_ok) co_return;
         }
         keep_alive_ = req_->keep_alive();
-        upstream_ = rt_->upstreams[lc_->upstream_index].get();
+        upstream_ = &rt_->upstream(lc_->upstream_index);
 
         const auto& head = req_->head();
         if (req_->chunked())
@@ -1471,7 +1469,7 @@ private:
     boost::asio::ip::address client_ip_;
     std::string client_ip_text_;
 
-    std::shared_ptr<const upstream::Runtime> rt_;
+    std::shared_ptr<const app::Runtime> rt_;
     const config::ListenerConfig* lc_ = nullptr;
     const upstream::Upstream* upstream_ = nullptr;
 

@@ -9,7 +9,6 @@
 
 #include "deepseek_gateway/log/access_log.hpp"
 #include "deepseek_gateway/upstream/pool.hpp"
-#include "deepseek_gateway/upstream/upstream.hpp"
 #include "deepseek_gateway/util/block_cache.hpp"
 #include "deepseek_gateway/util/delay_queue.hpp"
 
@@ -31,6 +30,8 @@ class Listener;
 }
 
 namespace dsgw::app {
+
+class Runtime;
 
 // An io_context whose pending handlers (and the sessions they own) can be
 // destroyed while the worker's other members are still alive.
@@ -65,7 +66,7 @@ struct ListenerChanges {
 
 class Worker {
 public:
-    Worker(unsigned index, std::shared_ptr<const upstream::Runtime> runtime,
+    Worker(unsigned index, std::shared_ptr<const Runtime> runtime,
            std::shared_ptr<log::AccessLog> access_log);
     ~Worker();
     Worker(const Worker&) = delete;
@@ -82,15 +83,14 @@ public:
     // The configuration new requests use. Sessions copy it per request; the
     // copy shares a control block local to this worker, so the worker can tell
     // when none of its sessions uses an old runtime any more.
-    const std::shared_ptr<const upstream::Runtime>& runtime() const { return runtime_; }
+    const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
     // Swaps in a new runtime and access log; idle pooled connections to
     // servers that left the configuration are closed now, and again once no
     // session of this worker still runs a request on the old runtime.
-    void set_runtime(std::shared_ptr<const upstream::Runtime> rt,
-                     std::shared_ptr<log::AccessLog> access_log);
+    void set_runtime(std::shared_ptr<const Runtime> rt, std::shared_ptr<log::AccessLog> access_log);
     // A reload: set_runtime(), then the listener changes.
-    void reconfigure(std::shared_ptr<const upstream::Runtime> rt,
-                     std::shared_ptr<log::AccessLog> access_log, ListenerChanges changes);
+    void reconfigure(std::shared_ptr<const Runtime> rt, std::shared_ptr<log::AccessLog> access_log,
+                     ListenerChanges changes);
     log::AccessLog& access_log() { return *access_log_; }
 
     // Before start(): a listener bound at start-up.
@@ -149,7 +149,7 @@ private:
     // Up to 64 free blocks of up to 8 KiB: the arenas' first blocks (2 KiB
     // and what the arena adds for itself), reused without a pool's search.
     util::BlockCache header_memory_{64, 8 * 1024};
-    std::shared_ptr<const upstream::Runtime> runtime_;
+    std::shared_ptr<const Runtime> runtime_;
     std::shared_ptr<log::AccessLog> access_log_;
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     // Stopped listeners that still have open connections (sessions refer to
@@ -157,7 +157,7 @@ private:
     std::vector<std::unique_ptr<net::Listener>> retired_listeners_;
     // Runtimes replaced by a reload that a session may still be using: the
     // pool is swept of their servers' connections once they are unused.
-    std::vector<std::shared_ptr<const upstream::Runtime>> retired_runtimes_;
+    std::vector<std::shared_ptr<const Runtime>> retired_runtimes_;
     boost::asio::steady_timer sweep_timer_{io_};
     bool sweep_armed_ = false;
     std::thread thread_;
