@@ -2,6 +2,7 @@
 
 #include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/net/listener.hpp"
+#include "deepseek_gateway/proxy/session.hpp"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -120,6 +121,19 @@ void Worker::purge_retired_listeners() {
 }
 
 void Worker::add_listener(std::unique_ptr<net::Listener> l) { listeners_.push_back(std::move(l)); }
+
+net::ListenerHost::Entry Worker::listener_entry(std::string_view name) const {
+    const auto* l = runtime_->listener(name);
+    if (!l) return {};
+    return {&l->config->access, l->metrics};
+}
+
+void Worker::on_connection(net::Listener& listener, net::Socket socket,
+                           const access::Admission& admission) {
+    accepting_from(&listener);  // the session registers with the worker as the listener's
+    proxy::start_session(*this, listener, std::move(socket), admission);
+    accepting_from(nullptr);
+}
 
 void Worker::start() {
     for (auto& l : listeners_) l->start();

@@ -8,6 +8,7 @@
 // any thread": the App reaches a worker by post()ing to io().
 
 #include "deepseek_gateway/log/access_log.hpp"
+#include "deepseek_gateway/net/listener.hpp"
 #include "deepseek_gateway/upstream/pool.hpp"
 #include "deepseek_gateway/util/block_cache.hpp"
 #include "deepseek_gateway/util/delay_queue.hpp"
@@ -24,10 +25,6 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
-
-namespace dsgw::net {
-class Listener;
-}
 
 namespace dsgw::app {
 
@@ -64,7 +61,9 @@ struct ListenerChanges {
     std::uint64_t max_connections = 0;
 };
 
-class Worker {
+// Final: io() and the other net::ListenerHost calls through a Worker& are
+// direct calls.
+class Worker final : public net::ListenerHost {
 public:
     Worker(unsigned index, std::shared_ptr<const Runtime> runtime,
            std::shared_ptr<log::AccessLog> access_log);
@@ -73,7 +72,7 @@ public:
     Worker& operator=(const Worker&) = delete;
 
     unsigned index() const { return index_; }
-    boost::asio::io_context& io() { return io_; }
+    boost::asio::io_context& io() override { return io_; }
     upstream::UpstreamPool& pool() { return pool_; }
     // Client watches wait here before they are armed (see proxy/session.cpp).
     util::DelayQueue& watch_queue() { return watch_queue_; }
@@ -95,6 +94,12 @@ public:
 
     // Before start(): a listener bound at start-up.
     void add_listener(std::unique_ptr<net::Listener> l);
+
+    // net::ListenerHost: a listener's access lists and metrics in the current
+    // runtime, and its accepted connections, each made a session.
+    Entry listener_entry(std::string_view name) const override;
+    void on_connection(net::Listener& listener, net::Socket socket,
+                       const access::Admission& admission) override;
 
     // Runs the event loop on a new thread.
     void start();
@@ -120,8 +125,8 @@ public:
 
     // Every open client session, so a drain can close idle keep-alive
     // connections at once. Registered for the life of the connection. A
-    // session registers from its constructor, which the listener's accept
-    // handler runs (proxy::start_session) between accepting_from(this) and
+    // session registers from its constructor, which on_connection() runs
+    // (proxy::start_session) between accepting_from(&listener) and
     // accepting_from(nullptr): that is how the worker knows each session's
     // listener without the session having to say.
     void add_session(DrainTarget* s) { sessions_open_.emplace(s, accepting_); }
