@@ -2,9 +2,9 @@
 
 namespace dsgw::admin {
 
-std::optional<std::string> unready_upstream(const upstream::Runtime& rt) {
+std::optional<std::string> unready_upstream(const upstream::UpstreamSet& set) {
     const auto now = upstream::Clock::now();
-    for (const auto& up : rt.upstreams) {
+    for (const auto& up : set.upstreams) {
         bool any = false;
         for (const auto& s : up->servers()) any = any || s->usable(now);
         if (!any)

@@ -8,6 +8,7 @@
 
 #include "deepseek_gateway/app/app.hpp"
 
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/systemd.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/log/log.hpp"
@@ -19,7 +20,6 @@
 #include "deepseek_gateway/metrics/sample.hpp"
 #include "deepseek_gateway/upstream/health.hpp"
 #include "deepseek_gateway/upstream/resolver.hpp"
-#include "deepseek_gateway/upstream/upstream.hpp"
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
@@ -49,12 +49,6 @@ std::string endpoint_text(const tcp::endpoint& ep) {
     return ep.address().to_string() + ":" + std::to_string(ep.port());
 }
 
-const config::ListenerConfig* find_listener(const config::Config& c, const std::string& name) {
-    for (const auto& l : c.listeners)
-        if (l.name == name) return &l;
-    return nullptr;
-}
-
 bool same_address(const config::ListenerConfig& a, const config::ListenerConfig& b) {
     return a.ip == b.ip && a.address.port == b.address.port;
 }
@@ -80,7 +74,7 @@ struct App::Impl {
     metrics::Metrics metrics{DSGW_VERSION};
     std::string config_path;
     std::shared_ptr<const config::Config> config;
-    std::shared_ptr<const upstream::Runtime> runtime;
+    std::shared_ptr<const Runtime> runtime;
     std::shared_ptr<log::AccessLog> access_log;
     std::vector<std::unique_ptr<Worker>> workers;
     // Active health checks: one prober for the process, on its own thread.
@@ -125,7 +119,7 @@ struct App::Impl {
     // plan; only a complete plan is applied.
     struct ReloadPlan {
         std::shared_ptr<const config::Config> next;
-        std::shared_ptr<const upstream::Runtime> runtime;
+        std::shared_ptr<const Runtime> runtime;
         std::shared_ptr<log::AccessLog> access_log;
         std::vector<ListenerChanges> changes;  // one per worker
         std::vector<std::string> notes;        // what changes, for the log
@@ -167,7 +161,7 @@ int App::Impl::start() {
     log::setup(config->logging.format, config->logging.level);
     try {
         access_log = std::make_shared<log::AccessLog>(config->logging.access_log);
-        runtime = upstream::Runtime::build(config, nullptr, &metrics);
+        runtime = Runtime::build(config, nullptr, &metrics);
     } catch (const std::exception& e) {
         std::fprintf(stderr, "deepseek-gateway: %s\n", e.what());
         return 3;
@@ -197,10 +191,11 @@ int App::Impl::start() {
     auto* w0 = workers.front().get();
     admin = std::make_unique<admin::AdminServer>(w0->io(), config->admin, metrics);
     admin->set_metrics_enabled(config->admin.metrics);
-    admin->set_readiness_check([w0] { return admin::unready_upstream(*w0->runtime()); });
+    admin->set_readiness_check(
+        [w0] { return admin::unready_upstream(*w0->runtime()->upstream_set()); });
     metrics.set_before_render([w0] {
         const auto& rt = w0->runtime();
-        if (rt->metrics) metrics::sample_runtime(*rt, *rt->metrics);
+        if (rt->metrics) metrics::sample_upstreams(*rt->upstream_set(), *rt->metrics);
     });
     try {
         admin->start();
@@ -210,7 +205,7 @@ int App::Impl::start() {
     }
     for (auto& w : workers) w->start();
     health = std::make_unique<upstream::HealthChecker>();
-    health->apply(runtime);
+    health->apply(runtime->upstream_set());
     resolver = std::make_unique<upstream::Resolver>([this](upstream::AddressUpdate u) {
         asio::post(main_io, [this, u = std::move(u)]() mutable { apply_addresses(std::move(u)); });
     });
@@ -317,7 +312,7 @@ std::optional<App::Impl::ReloadPlan> App::Impl::prepare_reload(std::vector<std::
                      workers.size(), plan.next->workers, workers.size());
     try {
         // Throws when TLS material (certificates, keys, CAs) cannot be loaded.
-        plan.runtime = upstream::Runtime::build(plan.next, runtime.get(), &metrics);
+        plan.runtime = Runtime::build(plan.next, runtime.get(), &metrics);
     } catch (const std::exception& e) {
         errors.push_back(e.what());
         return std::nullopt;
@@ -351,7 +346,8 @@ bool App::Impl::plan_listeners(ReloadPlan& plan, std::vector<std::string>& error
     for (auto& c : plan.changes) c.max_connections = per_worker;
     for (std::size_t i = 0; i < next.listeners.size(); ++i) {
         const auto& lc = next.listeners[i];
-        const auto* old = find_listener(*config, lc.name);
+        const auto* was = runtime->listener(lc.name);
+        const config::ListenerConfig* old = was ? was->config : nullptr;
         if (old && same_address(*old, lc)) continue;
         tcp::endpoint ep(lc.ip, lc.address.port);
         try {
@@ -374,7 +370,7 @@ bool App::Impl::plan_listeners(ReloadPlan& plan, std::vector<std::string>& error
             plan.notes.push_back("listener " + lc.name + " listening on " + endpoint_text(ep));
     }
     for (const auto& old : config->listeners) {
-        if (find_listener(next, old.name)) continue;
+        if (plan.runtime->listener(old.name)) continue;
         for (auto& c : plan.changes) c.unbind.push_back(old.name);
         plan.notes.push_back("listener " + old.name + " on " + old.address.to_string() +
                              " removed: no new connections; open ones finish their current request");
@@ -398,7 +394,7 @@ void App::Impl::apply_reload(ReloadPlan plan) {
     config = plan.next;
     runtime = plan.runtime;
     access_log = plan.access_log;
-    if (health) health->apply(runtime);
+    if (health) health->apply(runtime->upstream_set());
     if (resolver) resolver->apply(config);  // a reload resolved every name afresh
     // READY=1 waits until every worker serves new requests on the new
     // configuration, so `systemctl reload` returns when it is in effect.
@@ -464,8 +460,8 @@ void App::Impl::apply_addresses(upstream::AddressUpdate update) {
     }
     plan.next = next;
     try {
-        plan.runtime = upstream::Runtime::build(plan.next, runtime.get(), &metrics,
-                                                upstream::Runtime::TlsMaterial::keep);
+        plan.runtime =
+            Runtime::build(plan.next, runtime.get(), &metrics, Runtime::TlsMaterial::keep);
     } catch (const std::exception& e) {  // nothing to load: not expected
         spdlog::error("new upstream addresses not applied: {}", e.what());
         return;

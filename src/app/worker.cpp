@@ -1,6 +1,8 @@
 #include "deepseek_gateway/app/worker.hpp"
 
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/net/listener.hpp"
+#include "deepseek_gateway/proxy/session.hpp"
 
 #include <boost/asio/post.hpp>
 #include <spdlog/spdlog.h>
@@ -14,15 +16,15 @@ namespace {
 
 // A copy of `rt` whose use count counts only this worker's holders: the
 // aliasing constructor shares the control block of a worker-local holder.
-std::shared_ptr<const upstream::Runtime> worker_local(std::shared_ptr<const upstream::Runtime> rt) {
-    auto holder = std::make_shared<std::shared_ptr<const upstream::Runtime>>(std::move(rt));
-    const upstream::Runtime* p = holder->get();
-    return std::shared_ptr<const upstream::Runtime>(std::move(holder), p);
+std::shared_ptr<const Runtime> worker_local(std::shared_ptr<const Runtime> rt) {
+    auto holder = std::make_shared<std::shared_ptr<const Runtime>>(std::move(rt));
+    const Runtime* p = holder->get();
+    return std::shared_ptr<const Runtime>(std::move(holder), p);
 }
 
-std::unordered_set<const upstream::UpstreamServer*> servers_of(const upstream::Runtime& rt) {
+std::unordered_set<const upstream::UpstreamServer*> servers_of(const Runtime& rt) {
     std::unordered_set<const upstream::UpstreamServer*> set;
-    for (const auto& up : rt.upstreams)
+    for (const auto& up : rt.upstreams())
         for (const auto& s : up->servers()) set.insert(s.get());
     return set;
 }
@@ -31,7 +33,7 @@ constexpr auto kSweepInterval = std::chrono::seconds(1);
 
 }  // namespace
 
-Worker::Worker(unsigned index, std::shared_ptr<const upstream::Runtime> runtime,
+Worker::Worker(unsigned index, std::shared_ptr<const Runtime> runtime,
                std::shared_ptr<log::AccessLog> access_log)
     : index_(index), runtime_(worker_local(std::move(runtime))), access_log_(std::move(access_log)) {}
 
@@ -43,14 +45,14 @@ Worker::~Worker() {
     io_.destroy_handlers();
 }
 
-void Worker::set_runtime(std::shared_ptr<const upstream::Runtime> rt,
+void Worker::set_runtime(std::shared_ptr<const Runtime> rt,
                          std::shared_ptr<log::AccessLog> access_log) {
     auto old = std::move(runtime_);
     runtime_ = worker_local(std::move(rt));
     access_log_ = std::move(access_log);
     // Servers that left the configuration: their idle connections go now.
     const auto current = servers_of(*runtime_);
-    for (const auto& up : old->upstreams)
+    for (const auto& up : old->upstreams())
         for (const auto& s : up->servers())
             if (!current.count(s.get())) pool_.close_server(s.get());
     // A request still running on the old runtime may give a connection to
@@ -64,9 +66,9 @@ void Worker::set_runtime(std::shared_ptr<const upstream::Runtime> rt,
 void Worker::sweep_retired_runtimes() {
     if (retired_runtimes_.empty()) return;
     const auto current = servers_of(*runtime_);
-    std::erase_if(retired_runtimes_, [&](const std::shared_ptr<const upstream::Runtime>& old) {
+    std::erase_if(retired_runtimes_, [&](const std::shared_ptr<const Runtime>& old) {
         if (old.use_count() > 1) return false;  // a session still has it
-        for (const auto& up : old->upstreams)
+        for (const auto& up : old->upstreams())
             for (const auto& s : up->servers())
                 if (!current.count(s.get())) pool_.close_server(s.get());
         return true;
@@ -82,7 +84,7 @@ void Worker::sweep_retired_runtimes() {
     });
 }
 
-void Worker::reconfigure(std::shared_ptr<const upstream::Runtime> rt,
+void Worker::reconfigure(std::shared_ptr<const Runtime> rt,
                          std::shared_ptr<log::AccessLog> access_log, ListenerChanges changes) {
     set_runtime(std::move(rt), std::move(access_log));
     for (const auto& name : changes.unbind) {
@@ -119,6 +121,19 @@ void Worker::purge_retired_listeners() {
 }
 
 void Worker::add_listener(std::unique_ptr<net::Listener> l) { listeners_.push_back(std::move(l)); }
+
+net::ListenerHost::Entry Worker::listener_entry(std::string_view name) const {
+    const auto* l = runtime_->listener(name);
+    if (!l) return {};
+    return {&l->config->access, l->metrics};
+}
+
+void Worker::on_connection(net::Listener& listener, net::Socket socket,
+                           const access::Admission& admission) {
+    accepting_from(&listener);  // the session registers with the worker as the listener's
+    proxy::start_session(*this, listener, std::move(socket), admission);
+    accepting_from(nullptr);
+}
 
 void Worker::start() {
     for (auto& l : listeners_) l->start();

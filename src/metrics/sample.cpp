@@ -2,13 +2,14 @@
 
 namespace dsgw::metrics {
 
-void sample_runtime(const upstream::Runtime& rt, const ConfigMetrics& m) {
-    if (rt.upstreams.size() != m.upstream_count()) return;
+void sample_upstreams(const upstream::UpstreamSet& set, const ConfigMetrics& m) {
+    const auto& upstreams = set.upstreams;
+    if (upstreams.size() != m.upstream_count()) return;
     const auto now = upstream::Clock::now();
-    for (std::size_t u = 0; u < rt.upstreams.size(); ++u) {
-        if (const auto* queue = rt.upstreams[u]->queue())
+    for (std::size_t u = 0; u < upstreams.size(); ++u) {
+        if (const auto* queue = upstreams[u]->queue())
             m.upstream(u)->queue_length->Set(static_cast<double>(queue->length()));
-        const auto& servers = rt.upstreams[u]->servers();
+        const auto& servers = upstreams[u]->servers();
         if (servers.size() != m.server_count(u)) continue;
         for (std::size_t s = 0; s < servers.size(); ++s) {
             auto* sm = m.server(u, s);

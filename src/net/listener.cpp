@@ -2,10 +2,8 @@
 
 #include "deepseek_gateway/access/admission.hpp"
 #include "deepseek_gateway/access/policy.hpp"
-#include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/net/refusals.hpp"
-#include "deepseek_gateway/proxy/session.hpp"
 #include "net/tcp_read.hpp"
 
 #include <boost/asio/ip/v6_only.hpp>
@@ -47,9 +45,9 @@ tcp::acceptor bind_acceptor(asio::io_context& io, const tcp::endpoint& ep) {
     return a;
 }
 
-Listener::Listener(app::Worker& worker, std::string name, tcp::acceptor acceptor,
+Listener::Listener(ListenerHost& host, std::string name, tcp::acceptor acceptor,
                    std::uint64_t max_connections)
-    : worker_(worker),
+    : host_(host),
       name_(std::move(name)),
       acceptor_(std::move(acceptor)),
       max_connections_(max_connections) {
@@ -89,7 +87,7 @@ void Listener::accept() {
         return;
     }
     // The peer's address comes with accept(2): no getpeername(2) per connection.
-    acceptor_.async_accept(worker_.io(), peer_,
+    acceptor_.async_accept(host_.io(), peer_,
                            [this, alive = alive_](boost::system::error_code ec, Socket s) {
                                if (!*alive) return;
                                on_accept(ec, std::move(s));
@@ -101,7 +99,8 @@ void Listener::on_accept(boost::system::error_code ec, Socket socket) {
         if (ec == asio::error::operation_aborted || stopped_) return;
         // EMFILE and friends: back off briefly instead of spinning.
         spdlog::warn("listener {}: accept failed: {}", name_, ec.message());
-        auto timer = std::make_shared<asio::steady_timer>(worker_.io(), std::chrono::milliseconds(50));
+        auto timer =
+            std::make_shared<asio::steady_timer>(host_.io(), std::chrono::milliseconds(50));
         timer->async_wait([this, timer, alive = alive_](boost::system::error_code) {
             if (*alive) accept();
         });
@@ -111,21 +110,16 @@ void Listener::on_accept(boost::system::error_code ec, Socket socket) {
         socket.close(ec);
         return;
     }
-    const auto& rt = worker_.runtime();
-    const config::ListenerConfig* lc = nullptr;
-    for (const auto& l : rt->config->listeners)
-        if (l.name == name_) lc = &l;
-    if (!lc) {  // removed by a reload while this acceptor was draining
+    const auto entry = host_.listener_entry(name_);
+    if (!entry.access) {  // removed by a reload while this acceptor was draining
         socket.close(ec);
         accept();
         return;
     }
-    const auto& acc = lc->access;
+    const auto& acc = *entry.access;
     auto admission = access::admit_connection(peer_.address(), acc.policy, acc.trusted_proxies,
                                               acc.proxy_protocol);
-    const metrics::ListenerMetrics* lm =
-        rt->metrics ? rt->metrics->listener(static_cast<std::size_t>(lc - rt->config->listeners.data()))
-                    : nullptr;
+    const metrics::ListenerMetrics* lm = entry.metrics;
     if (admission.action == access::AcceptAction::refuse) {
         refusal_log().log({name_, admission.client, admission.reason, std::nullopt, {}});
         if (lm) lm->denied_by(admission.reason);
@@ -141,9 +135,7 @@ void Listener::on_accept(boost::system::error_code ec, Socket socket) {
         }
     }
     ++active_;
-    worker_.accepting_from(this);  // the session registers with the worker as ours
-    proxy::start_session(worker_, *this, std::move(socket), admission);
-    worker_.accepting_from(nullptr);
+    host_.on_connection(*this, std::move(socket), admission);
     accept();
 }
 

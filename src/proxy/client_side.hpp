@@ -17,12 +17,10 @@
 
 namespace dsgw::app {
 class Worker;
+class Runtime;
 }
 namespace dsgw::config {
 struct ListenerConfig;
-}
-namespace dsgw::upstream {
-struct Runtime;
 }
 
 namespace dsgw::proxy {
@@ -55,8 +53,9 @@ public:
     access::Decision decision = access::Decision::allowed;  // at accept
 
     // The configuration the current request is served by.
-    std::shared_ptr<const upstream::Runtime> rt;
+    std::shared_ptr<const app::Runtime> rt;
     const config::ListenerConfig* lc = nullptr;
+    std::size_t listener_index = 0;  // in rt's listeners (and metric handles)
 
     bool gone = false;          // hung up, or a write to it failed
     bool last_request = false;  // the listener left the configuration: close after this one

@@ -14,6 +14,7 @@
 
 #include "deepseek_gateway/proxy/session.hpp"
 
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/net/listener.hpp"
@@ -53,10 +54,8 @@ constexpr std::uint64_t kLingerBytes = 64 * 1024 * 1024;
 
 // The TLS context of listener `name` in the worker's configuration, or null.
 std::shared_ptr<tls::ServerContext> listener_tls(app::Worker& worker, std::string_view name) {
-    const auto& rt = worker.runtime();
-    for (std::size_t i = 0; i < rt->config->listeners.size(); ++i)
-        if (rt->config->listeners[i].name == name) return rt->listener_tls[i];
-    return nullptr;
+    const auto* l = worker.runtime()->listener(name);
+    return l ? l->tls : nullptr;
 }
 
 class Connection final : public std::enable_shared_from_this<Connection>,
@@ -80,13 +79,10 @@ public:
         const auto& rt = worker.runtime();
         listener_name = listener_.name();
         decision = admission.decision();
-        if (rt->metrics) {
-            for (std::size_t i = 0; i < rt->config->listeners.size(); ++i) {
-                if (rt->config->listeners[i].name != listener_.name()) continue;
-                accept_metrics_ = rt->metrics;
-                lm_ = rt->metrics->listener(i);
-                lm_->connection_opened();
-            }
+        if (const auto* l = rt->listener(listener_.name()); l && l->metrics) {
+            accept_metrics_ = rt->metrics;
+            lm_ = l->metrics;
+            lm_->connection_opened();
         }
         error_code ec;
         // The listener judged the peer already (admission.client); asking
@@ -209,9 +205,9 @@ private:
         const auto& current = worker.runtime();
         if (current == rt && lc) return true;
         rt = current;
-        lc = nullptr;
-        for (const auto& l : rt->config->listeners)
-            if (l.name == listener_.name()) lc = &l;
+        const auto* l = rt->listener(listener_.name());
+        lc = l ? l->config : nullptr;
+        listener_index = l ? l->index : 0;
         return lc != nullptr;
     }
 
@@ -221,10 +217,9 @@ private:
     // connection is to be closed.
     Task<bool> read_proxy_header() {
         const auto& current = worker.runtime();
-        const config::ListenerConfig* l = nullptr;
-        for (const auto& c : current->config->listeners)
-            if (c.name == listener_.name()) l = &c;
-        if (!l) co_return false;
+        const auto* entry = current->listener(listener_.name());
+        if (!entry) co_return false;
+        const config::ListenerConfig* l = entry->config;
         deadline_.arm(Phase::request_head, current->config->limits.header_timeout);
         std::vector<std::uint8_t> buf;
         access::ProxyHeader h{};
@@ -292,10 +287,12 @@ private:
             // by the configuration in force when it arrived.
             auto arrived_rt = rt;
             const auto* arrived_lc = lc;
+            const auto arrived_index = listener_index;
             last_request = !refresh_runtime();
             if (last_request) {
                 rt = std::move(arrived_rt);
                 lc = arrived_lc;
+                listener_index = arrived_index;
             }
             in_request_ = true;
             co_await exchange_.run();

@@ -5,6 +5,7 @@
 #include "deepseek_gateway/access/admission.hpp"
 #include "deepseek_gateway/access/api_keys.hpp"
 #include "deepseek_gateway/access/forwarded_for.hpp"
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/net/refusals.hpp"
@@ -161,7 +162,7 @@ Task<bool> Exchange::admit_client() {
     const auto& h = req_->head();
     auto count_denied = [&](access::DenyReason reason) {
         if (client_.rt->metrics)
-            client_.rt->metrics->listener(listener_index(client_))->denied_by(reason);
+            client_.rt->metrics->listener(client_.listener_index)->denied_by(reason);
     };
     if (!acc.trusted_proxies.empty()) {
         std::vector<std::string_view> xff;
@@ -219,7 +220,7 @@ Task<bool> Exchange::admit_client() {
 balancer::PickContext Exchange::route() {
     const auto& rt = *client_.rt;
     const auto i = client_.lc->upstream_index;
-    up_.upstream = rt.upstreams[i].get();
+    up_.upstream = &rt.upstream(i);
     up_.book = ServerBook(up_.upstream, rt.metrics.get(), i);
     return balancer::PickContext{client_.ip, nullptr, Clock::now()};
 }

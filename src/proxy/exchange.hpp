@@ -32,9 +32,6 @@
 
 namespace dsgw::proxy {
 
-// The index of the client's listener in its configuration (for its metrics).
-std::size_t listener_index(const ClientSide& client);
-
 class Exchange {
 public:
     Exchange(ClientSide& client, std::pmr::memory_resource& blocks);

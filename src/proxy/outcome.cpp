@@ -3,6 +3,7 @@
 
 #include "proxy/outcome.hpp"
 
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/proxy/local_reply.hpp"
@@ -23,10 +24,6 @@ Failure reply_to_bad_request(const boost::system::error_code& ec) {
         return {431, Side::client, true, "request header fields too large"};
     if (ec == http::error::body_limit) return {413, Side::client, true, "request body too large"};
     return {400, Side::client, true, "malformed request: " + ec.message()};
-}
-
-std::size_t listener_index(const ClientSide& client) {
-    return static_cast<std::size_t>(client.lc - client.rt->config->listeners.data());
 }
 
 void Exchange::fail(Failure f) {
@@ -118,7 +115,7 @@ void Exchange::log() {
     worker.note_request();
     const auto& rt = client_.rt;
     if (rt && rt->metrics && client_.lc && req_) {
-        const auto i = listener_index(client_);
+        const auto i = client_.listener_index;
         rt->metrics->requests(i)->record(
             status_, std::chrono::duration<double>(Clock::now() - started_).count());
         rt->metrics->listener(i)->bytes(bytes_in_, bytes_out_);

@@ -3,6 +3,7 @@
 
 #include "proxy/upstream_connect.hpp"
 
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/tls/context.hpp"

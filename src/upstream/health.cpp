@@ -105,7 +105,7 @@ std::string ramp_note(const UpstreamServer& server) {
     return "; slow start over " + std::to_string(span.count()) + " ms";
 }
 
-asio::awaitable<void> probe_loop(std::shared_ptr<const Runtime> rt, const Upstream* up,
+asio::awaitable<void> probe_loop(std::shared_ptr<const UpstreamSet> set, const Upstream* up,
                                  UpstreamServer* server, std::shared_ptr<std::uint64_t> gen,
                                  std::uint64_t my_gen) {
     const auto& hc = up->config().health_check;
@@ -138,7 +138,7 @@ asio::awaitable<void> probe_loop(std::shared_ptr<const Runtime> rt, const Upstre
         pause.expires_after(hc.interval);
         co_await pause.async_wait(nothrow);
     }
-    (void)rt;  // held so `up` and `server` outlive the loop
+    (void)set;  // held so `up` and `server` outlive the loop
 }
 
 }  // namespace
@@ -150,11 +150,11 @@ HealthChecker::HealthChecker()
 
 HealthChecker::~HealthChecker() { stop(); }
 
-void HealthChecker::apply(std::shared_ptr<const Runtime> rt) {
-    asio::post(io_, [this, rt = std::move(rt)] {
+void HealthChecker::apply(std::shared_ptr<const UpstreamSet> set) {
+    asio::post(io_, [this, set = std::move(set)] {
         ++*generation_;
-        runtime_ = rt;
-        for (const auto& up : rt->upstreams) {
+        upstreams_ = set;
+        for (const auto& up : set->upstreams) {
             const bool checked = up->config().health_check.enabled;
             for (const auto& s : up->servers()) {
                 if (!checked) {
@@ -164,7 +164,7 @@ void HealthChecker::apply(std::shared_ptr<const Runtime> rt) {
                     if (s->set_healthy(true)) s->begin_slow_start(Clock::now());
                     continue;
                 }
-                asio::co_spawn(io_, probe_loop(rt, up.get(), s.get(), generation_, *generation_),
+                asio::co_spawn(io_, probe_loop(set, up.get(), s.get(), generation_, *generation_),
                                asio::detached);
             }
         }

@@ -1,7 +1,6 @@
 #include "deepseek_gateway/upstream/upstream.hpp"
 
 #include "deepseek_gateway/config/servers.hpp"
-#include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/tls/context.hpp"
 
 #include <stdexcept>
@@ -34,13 +33,11 @@ bool Upstream::any_usable(Clock::time_point now) const {
 
 Upstream::~Upstream() = default;
 
-std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Config> cfg,
-                                              const Runtime* previous,
-                                              metrics::Metrics* metrics, TlsMaterial material) {
-    if (!cfg->admin.metrics) metrics = nullptr;  // admin.metrics: false
-    auto rt = std::make_shared<Runtime>();
-    rt->config = cfg;
-    const bool keep_tls = material == TlsMaterial::keep && previous;
+std::shared_ptr<const UpstreamSet> UpstreamSet::build(std::shared_ptr<const config::Config> cfg,
+                                                      const UpstreamSet* previous, bool keep_tls) {
+    auto set = std::make_shared<UpstreamSet>();
+    set->config = cfg;
+    keep_tls = keep_tls && previous;
     for (const auto& ucfg : cfg->upstreams) {
         std::vector<std::shared_ptr<UpstreamServer>> servers;
         // One server per address of a host name; the metrics expand the
@@ -67,38 +64,14 @@ std::shared_ptr<const Runtime> Runtime::build(std::shared_ptr<const config::Conf
             for (const auto& old : previous->upstreams)
                 if (old->name() == ucfg.name) tls = old->shared_tls();
         try {
-            rt->upstreams.push_back(
+            set->upstreams.push_back(
                 std::make_unique<Upstream>(ucfg, std::move(servers), std::move(tls)));
         } catch (const std::exception& e) {
-            throw std::runtime_error("upstreams[" + std::to_string(rt->upstreams.size()) +
+            throw std::runtime_error("upstreams[" + std::to_string(set->upstreams.size()) +
                                      "].tls: " + e.what());
         }
     }
-    for (const auto& lcfg : cfg->listeners) {
-        if (!lcfg.tls.enabled) {
-            rt->listener_tls.emplace_back();
-            continue;
-        }
-        if (keep_tls && rt->listener_tls.size() < previous->listener_tls.size() &&
-            previous->listener_tls[rt->listener_tls.size()]) {
-            rt->listener_tls.push_back(previous->listener_tls[rt->listener_tls.size()]);
-            continue;
-        }
-        try {
-            rt->listener_tls.push_back(std::make_shared<tls::ServerContext>(lcfg.tls));
-        } catch (const std::exception& e) {
-            throw std::runtime_error("listeners[" + std::to_string(rt->listener_tls.size()) +
-                                     "].tls: " + e.what());
-        }
-    }
-    if (metrics) {
-        rt->metrics = metrics->apply(*cfg);
-        for (std::size_t i = 0; i < rt->listener_tls.size(); ++i)
-            if (rt->listener_tls[i])
-                rt->metrics->set_certificate_expiry(
-                    i, static_cast<double>(rt->listener_tls[i]->not_after()));
-    }
-    return rt;
+    return set;
 }
 
 }  // namespace dsgw::upstream

@@ -7,6 +7,7 @@
 
 #include "deepseek_gateway/admin/admin_server.hpp"
 #include "deepseek_gateway/admin/readiness.hpp"
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/config/config.hpp"
 #include "deepseek_gateway/metrics/histogram.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
@@ -543,8 +544,8 @@ std::shared_ptr<const config::Config> with_host_name(const config::Config& base,
 TEST(HostNameServers, RuntimeAndMetricsAgreeIndexByIndex) {
     metrics::Metrics m("test");
     auto cfg = with_host_name(*load(two_listener_yaml("9001, 9002")), {"10.0.0.5", "10.0.0.6"});
-    auto rt = upstream::Runtime::build(cfg, nullptr, &m);
-    const auto& servers = rt->upstreams[0]->servers();
+    auto rt = app::Runtime::build(cfg, nullptr, &m);
+    const auto& servers = rt->upstream(0).servers();
     ASSERT_EQ(servers.size(), 3u);
     ASSERT_EQ(rt->metrics->server_count(0), 3u);
     const std::vector<std::string> names = {"gpu.lan:9001/10.0.0.5", "gpu.lan:9001/10.0.0.6",
@@ -566,13 +567,11 @@ TEST(HostNameServers, RuntimeAndMetricsAgreeIndexByIndex) {
 TEST(HostNameServers, ANewAddressSetKeepsTheServersThatStay) {
     metrics::Metrics m("test");
     auto base = load(two_listener_yaml("9001, 9002"));
-    auto rt1 =
-        upstream::Runtime::build(with_host_name(*base, {"10.0.0.5", "10.0.0.6"}), nullptr, &m);
-    const auto stays = rt1->upstreams[0]->servers()[1];  // 10.0.0.6
+    auto rt1 = app::Runtime::build(with_host_name(*base, {"10.0.0.5", "10.0.0.6"}), nullptr, &m);
+    const auto stays = rt1->upstream(0).servers()[1];  // 10.0.0.6
     upstream::ServerLease held(stays.get());
-    auto rt2 =
-        upstream::Runtime::build(with_host_name(*base, {"10.0.0.6", "10.0.0.7"}), rt1.get(), &m);
-    const auto& servers = rt2->upstreams[0]->servers();
+    auto rt2 = app::Runtime::build(with_host_name(*base, {"10.0.0.6", "10.0.0.7"}), rt1.get(), &m);
+    const auto& servers = rt2->upstream(0).servers();
     ASSERT_EQ(servers.size(), 3u);
     EXPECT_EQ(servers[0], stays) << "same object: its in-flight count and health carry over";
     EXPECT_EQ(servers[0]->in_flight(), 1);
@@ -581,33 +580,58 @@ TEST(HostNameServers, ANewAddressSetKeepsTheServersThatStay) {
     EXPECT_EQ(rt2->metrics->server("pool", "gpu.lan:9001/10.0.0.5"), nullptr);
 }
 
+// --- app::Runtime: a listener by name ----------------------------------------------------------
+
+TEST(AppRuntime, FindsEachListenerWithItsIndexAndMetrics) {
+    metrics::Metrics m("test");
+    auto rt = app::Runtime::build(load(two_listener_yaml()), nullptr, &m);
+    ASSERT_EQ(rt->listeners().size(), 2u);
+    const auto* internal = rt->listener("internal");
+    ASSERT_NE(internal, nullptr);
+    EXPECT_EQ(internal, &rt->listeners()[1]);
+    EXPECT_EQ(internal->config, &rt->config->listeners[1]);
+    EXPECT_EQ(internal->index, 1u);
+    EXPECT_EQ(internal->metrics, rt->metrics->listener(1));
+    EXPECT_EQ(internal->tls, nullptr) << "plain HTTP";
+    EXPECT_EQ(rt->listener("public")->index, 0u);
+    EXPECT_EQ(rt->listener("gone"), nullptr);
+    EXPECT_EQ(&rt->upstream(1), rt->upstreams()[1].get());
+    EXPECT_EQ(rt->upstream(1).name(), "batch");
+}
+
+TEST(AppRuntime, WithoutMetricsListenersHaveNoHandles) {
+    auto rt = app::Runtime::build(load(two_listener_yaml()), nullptr);
+    EXPECT_EQ(rt->metrics, nullptr);
+    EXPECT_EQ(rt->listener("public")->metrics, nullptr);
+}
+
 // --- scrape-time sampling and readiness ------------------------------------------------------
 
-TEST(SampleRuntime, CopiesInFlightAndUsableFromTheServers) {
+TEST(SampleUpstreams, CopiesInFlightAndUsableFromTheServers) {
     metrics::Metrics m("test");
     auto cfg = load(two_listener_yaml());
-    auto rt = upstream::Runtime::build(cfg, nullptr);
+    auto set = upstream::UpstreamSet::build(cfg, nullptr, false);
     auto cm = m.apply(*cfg);
-    const auto& pool = rt->upstreams[0]->servers();
+    const auto& pool = set->upstreams[0]->servers();
     upstream::ServerLease a(pool[1].get()), b(pool[1].get());
     pool[0]->on_connect_failure();
-    metrics::sample_runtime(*rt, *cm);
+    metrics::sample_upstreams(*set, *cm);
     EXPECT_EQ(cm->server(0, 1)->in_flight->Value(), 2);
     EXPECT_EQ(cm->server(0, 0)->in_flight->Value(), 0);
     EXPECT_EQ(cm->server(0, 0)->healthy->Value(), 0);
     EXPECT_EQ(cm->server(0, 1)->healthy->Value(), 1);
     a.release();
-    metrics::sample_runtime(*rt, *cm);
+    metrics::sample_upstreams(*set, *cm);
     EXPECT_EQ(cm->server(0, 1)->in_flight->Value(), 1);
 }
 
 TEST(Readiness, EveryUpstreamNeedsAUsableServer) {
-    auto rt = upstream::Runtime::build(load(two_listener_yaml()), nullptr);
-    EXPECT_EQ(admin::unready_upstream(*rt), std::nullopt);
-    rt->upstreams[0]->servers()[0]->on_connect_failure();
-    EXPECT_EQ(admin::unready_upstream(*rt), std::nullopt) << "9002 is still usable";
-    rt->upstreams[1]->servers()[0]->on_connect_failure();
-    auto why = admin::unready_upstream(*rt);
+    auto set = upstream::UpstreamSet::build(load(two_listener_yaml()), nullptr, false);
+    EXPECT_EQ(admin::unready_upstream(*set), std::nullopt);
+    set->upstreams[0]->servers()[0]->on_connect_failure();
+    EXPECT_EQ(admin::unready_upstream(*set), std::nullopt) << "9002 is still usable";
+    set->upstreams[1]->servers()[0]->on_connect_failure();
+    auto why = admin::unready_upstream(*set);
     ASSERT_TRUE(why);
     EXPECT_NE(why->find("upstream batch"), std::string::npos) << *why;
 }

@@ -10,8 +10,8 @@
 
 namespace dsgw::admin {
 
-// Nothing when every upstream of `rt` has a usable server; otherwise why not,
-// e.g. "upstream deepseek has no usable server (3 configured)".
-std::optional<std::string> unready_upstream(const upstream::Runtime& rt);
+// Nothing when every upstream of `set` has a usable server; otherwise why
+// not, e.g. "upstream deepseek has no usable server (3 configured)".
+std::optional<std::string> unready_upstream(const upstream::UpstreamSet& set);
 
 }  // namespace dsgw::admin

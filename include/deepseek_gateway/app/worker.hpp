@@ -8,8 +8,8 @@
 // any thread": the App reaches a worker by post()ing to io().
 
 #include "deepseek_gateway/log/access_log.hpp"
+#include "deepseek_gateway/net/listener.hpp"
 #include "deepseek_gateway/upstream/pool.hpp"
-#include "deepseek_gateway/upstream/upstream.hpp"
 #include "deepseek_gateway/util/block_cache.hpp"
 #include "deepseek_gateway/util/delay_queue.hpp"
 
@@ -26,11 +26,9 @@
 #include <unordered_map>
 #include <vector>
 
-namespace dsgw::net {
-class Listener;
-}
-
 namespace dsgw::app {
+
+class Runtime;
 
 // An io_context whose pending handlers (and the sessions they own) can be
 // destroyed while the worker's other members are still alive.
@@ -63,16 +61,18 @@ struct ListenerChanges {
     std::uint64_t max_connections = 0;
 };
 
-class Worker {
+// Final: io() and the other net::ListenerHost calls through a Worker& are
+// direct calls.
+class Worker final : public net::ListenerHost {
 public:
-    Worker(unsigned index, std::shared_ptr<const upstream::Runtime> runtime,
+    Worker(unsigned index, std::shared_ptr<const Runtime> runtime,
            std::shared_ptr<log::AccessLog> access_log);
     ~Worker();
     Worker(const Worker&) = delete;
     Worker& operator=(const Worker&) = delete;
 
     unsigned index() const { return index_; }
-    boost::asio::io_context& io() { return io_; }
+    boost::asio::io_context& io() override { return io_; }
     upstream::UpstreamPool& pool() { return pool_; }
     // Client watches wait here before they are armed (see proxy/session.cpp).
     util::DelayQueue& watch_queue() { return watch_queue_; }
@@ -82,19 +82,24 @@ public:
     // The configuration new requests use. Sessions copy it per request; the
     // copy shares a control block local to this worker, so the worker can tell
     // when none of its sessions uses an old runtime any more.
-    const std::shared_ptr<const upstream::Runtime>& runtime() const { return runtime_; }
+    const std::shared_ptr<const Runtime>& runtime() const { return runtime_; }
     // Swaps in a new runtime and access log; idle pooled connections to
     // servers that left the configuration are closed now, and again once no
     // session of this worker still runs a request on the old runtime.
-    void set_runtime(std::shared_ptr<const upstream::Runtime> rt,
-                     std::shared_ptr<log::AccessLog> access_log);
+    void set_runtime(std::shared_ptr<const Runtime> rt, std::shared_ptr<log::AccessLog> access_log);
     // A reload: set_runtime(), then the listener changes.
-    void reconfigure(std::shared_ptr<const upstream::Runtime> rt,
-                     std::shared_ptr<log::AccessLog> access_log, ListenerChanges changes);
+    void reconfigure(std::shared_ptr<const Runtime> rt, std::shared_ptr<log::AccessLog> access_log,
+                     ListenerChanges changes);
     log::AccessLog& access_log() { return *access_log_; }
 
     // Before start(): a listener bound at start-up.
     void add_listener(std::unique_ptr<net::Listener> l);
+
+    // net::ListenerHost: a listener's access lists and metrics in the current
+    // runtime, and its accepted connections, each made a session.
+    Entry listener_entry(std::string_view name) const override;
+    void on_connection(net::Listener& listener, net::Socket socket,
+                       const access::Admission& admission) override;
 
     // Runs the event loop on a new thread.
     void start();
@@ -120,8 +125,8 @@ public:
 
     // Every open client session, so a drain can close idle keep-alive
     // connections at once. Registered for the life of the connection. A
-    // session registers from its constructor, which the listener's accept
-    // handler runs (proxy::start_session) between accepting_from(this) and
+    // session registers from its constructor, which on_connection() runs
+    // (proxy::start_session) between accepting_from(&listener) and
     // accepting_from(nullptr): that is how the worker knows each session's
     // listener without the session having to say.
     void add_session(DrainTarget* s) { sessions_open_.emplace(s, accepting_); }
@@ -149,7 +154,7 @@ private:
     // Up to 64 free blocks of up to 8 KiB: the arenas' first blocks (2 KiB
     // and what the arena adds for itself), reused without a pool's search.
     util::BlockCache header_memory_{64, 8 * 1024};
-    std::shared_ptr<const upstream::Runtime> runtime_;
+    std::shared_ptr<const Runtime> runtime_;
     std::shared_ptr<log::AccessLog> access_log_;
     std::vector<std::unique_ptr<net::Listener>> listeners_;
     // Stopped listeners that still have open connections (sessions refer to
@@ -157,7 +162,7 @@ private:
     std::vector<std::unique_ptr<net::Listener>> retired_listeners_;
     // Runtimes replaced by a reload that a session may still be using: the
     // pool is swept of their servers' connections once they are unused.
-    std::vector<std::shared_ptr<const upstream::Runtime>> retired_runtimes_;
+    std::vector<std::shared_ptr<const Runtime>> retired_runtimes_;
     boost::asio::steady_timer sweep_timer_{io_};
     bool sweep_armed_ = false;
     std::thread thread_;

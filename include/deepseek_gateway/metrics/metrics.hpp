@@ -13,7 +13,7 @@
 // (a server that stays keeps its series and its counts across a reload). A
 // series leaves its family when the last ConfigMetrics that names it is
 // destroyed: hold the ConfigMetrics (shared_ptr) for as long as any handle
-// taken from it may be used, e.g. in the upstream::Runtime a session keeps.
+// taken from it may be used, e.g. in the app::Runtime a session keeps.
 
 #include "deepseek_gateway/access/policy.hpp"
 #include "deepseek_gateway/config/config.hpp"
@@ -131,8 +131,8 @@ struct ListenerMetrics {
 struct ServerMetrics {
     StatusCounters responses;         // upstream_requests_total{upstream, server, code}
     Histogram* first_byte = nullptr;  // upstream_first_byte_seconds{upstream, server}
-    Gauge* in_flight = nullptr;       // upstream_requests_in_flight (set by sample_runtime())
-    Gauge* healthy = nullptr;         // upstream_server_healthy (set by sample_runtime())
+    Gauge* in_flight = nullptr;       // upstream_requests_in_flight (set by sample_upstreams())
+    Gauge* healthy = nullptr;         // upstream_server_healthy (set by sample_upstreams())
     std::array<Counter*, kUpstreamErrorKinds> errors{};  // upstream_errors_total{kind}
 
     // When the server's (final, non-1xx) response head has been read; a
@@ -223,7 +223,7 @@ public:
     void reload_result(bool success);
 
     // Runs at the start of each render(), on the rendering thread: the place
-    // to sample gauges kept elsewhere (see sample_runtime()). Set it before
+    // to sample gauges kept elsewhere (see sample_upstreams()). Set it before
     // the first render and not again.
     void set_before_render(std::function<void()> hook);
 

@@ -10,10 +10,10 @@
 namespace dsgw::metrics {
 
 // Sets upstream_requests_in_flight and upstream_server_healthy of every server
-// of `rt`, and upstream_queue_length of every upstream with a queue, through
-// `m`, which must have been made by Metrics::apply() from rt.config (same
+// of `set`, and upstream_queue_length of every upstream with a queue, through
+// `m`, which must have been made by Metrics::apply() from set.config (same
 // upstreams, same servers, same order). Servers are matched by position; a
 // mismatch in shape leaves the gauges alone.
-void sample_runtime(const upstream::Runtime& rt, const ConfigMetrics& m);
+void sample_upstreams(const upstream::UpstreamSet& set, const ConfigMetrics& m);
 
 }  // namespace dsgw::metrics

@@ -23,16 +23,16 @@ public:
     HealthChecker(const HealthChecker&) = delete;
     HealthChecker& operator=(const HealthChecker&) = delete;
 
-    // Probes the servers of `rt` from now on (at start, and after a reload:
+    // Probes the servers of `set` from now on (at start, and after a reload:
     // probes of the previous configuration stop). Any thread.
-    void apply(std::shared_ptr<const Runtime> rt);
+    void apply(std::shared_ptr<const UpstreamSet> set);
     void stop();
 
 private:
     boost::asio::io_context io_{1};
     std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
     std::thread thread_;
-    std::shared_ptr<const Runtime> runtime_;    // on the checker's thread only
+    std::shared_ptr<const UpstreamSet> upstreams_;  // on the checker's thread only
     std::shared_ptr<std::uint64_t> generation_ = std::make_shared<std::uint64_t>(0);
 };
 

@@ -1,9 +1,10 @@
 #pragma once
-// The run-time side of the configuration: for each upstream, its servers (with
-// their shared atomics) and its balancer. Built once per configuration and
-// shared read-only by every worker; a reload builds a new Runtime and keeps the
-// UpstreamServer objects of servers that stay, so their counts and backoff
-// carry over.
+// The upstreams of one configuration: for each, its servers (with their
+// shared atomics), its balancer, its client TLS context and its admission
+// queue. Built once per configuration (as part of app::Runtime) and shared
+// read-only by every worker and the health checker; a reload builds a new
+// UpstreamSet and keeps the UpstreamServer objects of servers that stay, so
+// their counts and backoff carry over.
 
 #include "deepseek_gateway/balancer/balancer.hpp"
 #include "deepseek_gateway/config/config.hpp"
@@ -13,13 +14,7 @@
 #include <memory>
 #include <vector>
 
-namespace dsgw::metrics {
-class Metrics;
-class ConfigMetrics;
-}  // namespace dsgw::metrics
-
 namespace dsgw::tls {
-class ServerContext;
 class ClientContext;
 }  // namespace dsgw::tls
 
@@ -49,36 +44,27 @@ public:
     bool any_usable(Clock::time_point now = Clock::now()) const;
 
 private:
-    const config::UpstreamConfig& cfg_;  // owned by the Runtime's Config
+    const config::UpstreamConfig& cfg_;  // owned by the UpstreamSet's Config
     std::vector<std::shared_ptr<UpstreamServer>> servers_;
     std::unique_ptr<balancer::Balancer> balancer_;
     std::shared_ptr<tls::ClientContext> tls_;
     std::unique_ptr<AdmissionQueue> queue_;
 };
 
-struct Runtime {
-    std::shared_ptr<const config::Config> config;
+struct UpstreamSet {
+    std::shared_ptr<const config::Config> config;      // owns the UpstreamConfigs
     std::vector<std::unique_ptr<Upstream>> upstreams;  // same order as config->upstreams
-    // Same order as config->listeners; null for plain-HTTP listeners.
-    std::vector<std::shared_ptr<tls::ServerContext>> listener_tls;
-    // The metric handles of this configuration (null without metrics, as in
-    // unit tests). Held here so they live as long as a session uses them.
-    std::shared_ptr<const metrics::ConfigMetrics> metrics;
 
     // One UpstreamServer per config::server_instances() entry (a host name
     // stands for one server per address). `previous` (may be null) lends the
     // UpstreamServer objects of servers that keep their upstream, name,
-    // address and weight. With TlsMaterial::reload, certificates and keys are
-    // read again (that is how SIGHUP renews them); with TlsMaterial::keep,
-    // for a configuration that differs from `previous`'s only in the
-    // addresses host names resolve to, its TLS contexts are taken over.
-    // Throws std::runtime_error, naming the key and file, when TLS material
-    // fails to load.
-    enum class TlsMaterial { reload, keep };
-    static std::shared_ptr<const Runtime> build(std::shared_ptr<const config::Config> cfg,
-                                                const Runtime* previous,
-                                                metrics::Metrics* metrics = nullptr,
-                                                TlsMaterial tls = TlsMaterial::reload);
+    // address and weight. With `keep_tls`, an upstream of the same name keeps
+    // `previous`'s client TLS context (only the addresses host names resolve
+    // to changed); otherwise certificates and CAs are read again. Throws
+    // std::runtime_error ("upstreams[i].tls: ...") when TLS material fails to
+    // load.
+    static std::shared_ptr<const UpstreamSet> build(std::shared_ptr<const config::Config> cfg,
+                                                    const UpstreamSet* previous, bool keep_tls);
 };
 
 }  // namespace dsgw::upstream
