@@ -14,11 +14,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace dsgw::app {
 class Worker;
 class Runtime;
-}
+}  // namespace dsgw::app
 namespace dsgw::config {
 struct ListenerConfig;
 }
@@ -73,5 +74,10 @@ public:
 protected:
     ~ClientSide() = default;
 };
+
+// Writes all of `iov` to the client (at once when it can), under the
+// client_write deadline; `counted` grows by what went (relay.cpp).
+net::Task<boost::system::error_code> write_to_client(
+    ClientSide& client, const std::vector<boost::asio::const_buffer>& iov, std::uint64_t& counted);
 
 }  // namespace dsgw::proxy

@@ -1,18 +1,13 @@
-// The exchange's phases: admit, inspect, route, forward, relay (the end is in outcome.cpp).
+// The exchange's phases inspect, route, forward and relay, and the one finish (admit is in admit.cpp).
 
 #include "proxy/exchange.hpp"
 
-#include "deepseek_gateway/access/admission.hpp"
-#include "deepseek_gateway/access/api_keys.hpp"
-#include "deepseek_gateway/access/forwarded_for.hpp"
 #include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
-#include "deepseek_gateway/net/refusals.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
 
 #include <boost/beast/core/string.hpp>
-#include <boost/beast/http/error.hpp>
 
 namespace dsgw::proxy {
 
@@ -38,15 +33,8 @@ Exchange::Exchange(ClientSide& client, std::pmr::memory_resource& blocks)
     : client_(client), arena_(kArenaChunk, &blocks), interim_arena_(kArenaChunk, &blocks) {}
 
 RelayParser<true>& Exchange::begin() {
-    keep_alive_ = true;
-    response_started_ = false;
+    outcome_.begin();
     sent_continue_ = false;
-    status_ = 0;
-    bytes_in_ = 0;
-    bytes_out_ = 0;
-    first_byte_ms_ = -1;
-    server_name_ = {};
-    failure_.reset();
     up_.upstream = nullptr;
     up_.server_name = {};
     release();
@@ -61,8 +49,8 @@ RelayParser<true>& Exchange::begin() {
 }
 
 void Exchange::head_read() {
-    started_ = Clock::now();
-    started_wall_ = std::chrono::system_clock::now();
+    outcome_.started = Clock::now();
+    outcome_.started_wall = std::chrono::system_clock::now();
 }
 
 void Exchange::release() {
@@ -77,7 +65,7 @@ bool Exchange::request_unread() const {
 }
 
 void Exchange::on_client_gone() {
-    keep_alive_ = false;
+    outcome_.keep_alive = false;
     if (up_.queued) up_.queued->timer.cancel();
     up_.close();  // the inference server stops now
 }
@@ -111,108 +99,6 @@ Task<void> Exchange::run() {
     co_await finish(clean);
 }
 
-// ---- admit ------------------------------------------------------------------
-
-// Framing and routing shapes the parser does not refuse by itself
-// (docs/security.md): a transfer coding other than exactly "chunked",
-// Transfer-Encoding given twice or in an HTTP/1.0 request (RFC 9112 §6.1), a
-// missing, repeated or invalid Host (§3.2), a target that is none of the
-// forms allowed for its method (§3.2.1-3.2.4).
-std::optional<std::string_view> Exchange::check_request_shape() {
-    const auto& h = req_->head();
-    int te_count = 0;
-    for (const auto& f : h) {
-        if (f.known != Known::transfer_encoding) continue;
-        ++te_count;
-        if (!beast::iequals(f.value, "chunked")) return "unsupported transfer coding";
-    }
-    if (te_count > 1) return "repeated Transfer-Encoding";
-    if (te_count > 0 && h.version() < 11) return "Transfer-Encoding in an HTTP/1.0 request";
-    const auto hosts = h.count(Known::host);
-    if (hosts > 1) return "more than one Host header";
-    if (h.version() >= 11 && hosts != 1) return "HTTP/1.1 request needs a Host header";
-    if (hosts == 1 && !valid_host(h[Known::host])) return "invalid Host header";
-    if (h.method() == http::verb::connect) return "CONNECT is not supported";
-    target_ = check_target(h.method_string(), h.target());
-    if (!target_.error.empty()) return target_.error;
-    return std::nullopt;
-}
-
-// The request's shape, then the accept-time decision (a refused peer reaches
-// here only when its listener answers refusals with 403).
-bool Exchange::admit_shape() {
-    forwarded_for_.clear();
-    api_key_name_ = {};
-    if (auto bad = check_request_shape()) {
-        fail({400, Side::client, true, std::string(*bad)});
-        return false;
-    }
-    if (client_.decision != access::Decision::allowed) {
-        fail({403, Side::client, true, "access denied"});
-        return false;
-    }
-    return true;
-}
-
-// Per request: the client behind trusted proxies (X-Forwarded-For) is judged
-// by the allowlist, then the API key, when the listener asks for one.
-Task<bool> Exchange::admit_client() {
-    const auto& lc = *client_.lc;
-    const auto& acc = lc.access;
-    const auto& h = req_->head();
-    auto count_denied = [&](access::DenyReason reason) {
-        if (client_.rt->metrics)
-            client_.rt->metrics->listener(client_.listener_index)->denied_by(reason);
-    };
-    if (!acc.trusted_proxies.empty()) {
-        std::vector<std::string_view> xff;
-        for (const auto& f : h)
-            if (f.known == Known::x_forwarded_for) xff.push_back(f.value);
-        auto fc = access::resolve_forwarded_for(client_.conn_ip, xff, acc.trusted_proxies);
-        const auto d = access::judge_request(fc, acc.policy);
-        client_.ip = fc.address;
-        client_.ip_text = client_.ip.to_string();
-        forwarded_for_ = std::move(fc.forwarded_for);
-        if (d != access::Decision::allowed) {
-            net::refusal_log().log({client_.listener_name,
-                                    client_.ip,
-                                    access::to_deny_reason(d),
-                                    client_.conn_ip,
-                                    {}});
-            count_denied(access::to_deny_reason(d));
-            // on_deny: close answers nothing.
-            if (acc.on_deny == config::OnDeny::respond_403)
-                fail({403, Side::client, true, "access denied"});
-            else
-                fail({0, Side::client, true, {}});
-            co_return false;
-        }
-    }
-    if (lc.auth.enabled()) {
-        std::vector<std::string_view> values;
-        for (const auto& f : h)
-            if (f.known == Known::authorization) values.push_back(f.value);
-        auto ar = access::authenticate(*lc.auth.keys, values);
-        if (ar.outcome != access::AuthOutcome::ok) {
-            net::refusal_log().log({client_.listener_name,
-                                    client_.ip,
-                                    access::to_deny_reason(ar.outcome),
-                                    std::nullopt,
-                                    {}});
-            count_denied(access::to_deny_reason(ar.outcome));
-            fail({401, Side::client, !req_->is_done(),
-                  ar.outcome == access::AuthOutcome::missing_key
-                      ? "missing API key: send Authorization: Bearer <key>"
-                      : "invalid API key",
-                  std::string("WWW-Authenticate: ") + access::www_authenticate(ar.outcome) +
-                      "\r\n"});
-            co_return false;
-        }
-        api_key_name_ = ar.name;
-    }
-    co_return true;
-}
-
 // ---- route ------------------------------------------------------------------
 
 // The listener's upstream, and what its balancer picks a server by. Model
@@ -233,12 +119,8 @@ Task<bool> Exchange::send_continue() {
     static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
     out_.iov.clear();
     out_.iov.emplace_back(kContinue.data(), kContinue.size());
-    error_code ec;
-    std::size_t done = 0;
-    if (!client_.stream.write_now(out_.iov, ec, done)) {
-        auto [wec, n] = co_await client_.stream.write_rest(out_.iov, done);
-        ec = wec;
-    }
+    std::uint64_t not_counted = 0;  // as an interim response, not in bytes_out
+    const auto ec = co_await write_to_client(client_, out_.iov, not_counted);
     if (ec) co_return false;
     sent_continue_ = true;
     co_return true;
@@ -247,7 +129,7 @@ Task<bool> Exchange::send_continue() {
 // The rewritten head and the body bytes at hand go to a server in one write;
 // then the rest of the body, piece by piece. False when the exchange failed.
 Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
-    keep_alive_ = req_->keep_alive();
+    outcome_.keep_alive = req_->keep_alive();
     const auto& head = req_->head();
     if (req_->chunked())
         req_framing_ = Framing::chunked;
@@ -296,9 +178,9 @@ Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
     auto failure = co_await connect_and_send(up_, client_, ctx, out_.iov, req_->is_done());
     // The body bytes that went with the head (or that the failure answers).
     client_.buf.consume(pending_consume_);
-    bytes_in_ += pending_consume_;
+    outcome_.bytes_in += pending_consume_;
     pending_consume_ = 0;
-    server_name_ = up_.server_name;
+    outcome_.server = up_.server_name;
     if (failure) {
         fail(std::move(*failure));
         co_return false;
@@ -313,9 +195,9 @@ Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
                    limits.client_idle},
         BodySink{*up_.conn->stream, Phase::upstream_write, up_.upstream->config().timeouts.idle},
         req_framing_, {}, client_.deadline, out_);
-    bytes_in_ += end.consumed;
+    outcome_.bytes_in += end.consumed;
     if (end.step == RelayEnd::Step::done) co_return true;
-    keep_alive_ = keep_alive_ && req_->is_done();
+    outcome_.keep_alive = outcome_.keep_alive && req_->is_done();
     up_.abort();
     if (end.step == RelayEnd::Step::read) {
         if (end.timeout)
@@ -392,7 +274,7 @@ Task<bool> Exchange::read_response_head() {
         }
         if (!any_byte) {
             any_byte = true;
-            first_byte_ms_ = ms_between(sent, Clock::now());
+            outcome_.first_byte_ms = ms_between(sent, Clock::now());
             client_.deadline.arm(Phase::response_body, ucfg.timeouts.idle);
         }
         conn.buffer.commit(n);
@@ -425,7 +307,7 @@ Task<bool> Exchange::forward_interim() {
         build_interim_response_head(res_->head(), head_out_);
         out_.iov.clear();
         out_.iov.emplace_back(head_out_.data(), head_out_.size());
-        const auto ec = co_await write_client();
+        const auto ec = co_await write_to_client(client_, out_.iov, outcome_.bytes_out);
         if (ec) {
             client_.on_gone();
             fail({});
@@ -448,22 +330,6 @@ Framing Exchange::choose_response_framing() const {
     return Framing::close;
 }
 
-// Writes out_.iov to the client, under the write deadline.
-Task<error_code> Exchange::write_client() {
-    error_code ec;
-    std::size_t done = 0;
-    const bool over = client_.stream.write_now(out_.iov, ec, done);
-    bytes_out_ += done;
-    if (!over) {
-        client_.deadline.arm(Phase::client_write, client_.rt->config->limits.client_idle);
-        auto [wec, n] = co_await client_.stream.write_rest(out_.iov, done);
-        client_.deadline.disarm();
-        bytes_out_ += n;
-        ec = wec;
-    }
-    co_return ec;
-}
-
 // The response: head, then each body piece as soon as it is read. True when
 // it ended cleanly (the upstream connection may be reused). While it is
 // awaited and relayed, a client that hangs up closes the upstream connection
@@ -476,19 +342,20 @@ Task<bool> Exchange::relay() {
         co_return false;
     }
     const auto framing = choose_response_framing();
-    if (framing == Framing::close) keep_alive_ = false;
-    if (client_.worker.draining() || client_.last_request) keep_alive_ = false;
-    status_ = res_->head().result_int();
+    if (framing == Framing::close) outcome_.keep_alive = false;
+    if (client_.worker.draining() || client_.last_request) outcome_.keep_alive = false;
+    outcome_.status = res_->head().result_int();
     auto* server = up_.lease.get();
-    if (status_ >= 500 && up_.upstream->config().passive.on_5xx)
+    if (outcome_.status >= 500 && up_.upstream->config().passive.on_5xx)
         up_.book.eject_step(*server);
     else
         up_.book.success(*server);
     if (const auto* sm = up_.book.metrics_of(server))
-        sm->response(status_, first_byte_ms_ >= 0 ? first_byte_ms_ / 1000.0 : -1);
+        sm->response(outcome_.status,
+                     outcome_.first_byte_ms >= 0 ? outcome_.first_byte_ms / 1000.0 : -1);
     head_out_.clear();
     build_client_response_head(res_->head(), framing, res_->content_length().value_or(0),
-                               keep_alive_, req_->head().version(), head_out_);
+                               outcome_.keep_alive, req_->head().version(), head_out_);
     if (framing == Framing::chunked || framing == Framing::close) {
         // A long stream: keep no idle client buffer for its lifetime.
         if (client_.buf.size() == 0) client_.buf.shrink_to_fit();
@@ -502,13 +369,13 @@ Task<bool> Exchange::relay() {
                    ucfg.timeouts.idle},
         BodySink{client_.stream, Phase::client_write, client_.rt->config->limits.client_idle},
         framing, head_out_, client_.deadline, out_);
-    bytes_out_ += end.written;
-    if (end.sent_any) response_started_ = true;
+    outcome_.bytes_out += end.written;
+    if (end.sent_any) outcome_.response_started = true;
     if (end.step == RelayEnd::Step::write) client_.on_gone();
     client_.stop_watch();
     if (end.step == RelayEnd::Step::done) co_return true;
     // The client saw a partial response: it must not take it as whole.
-    keep_alive_ = false;
+    outcome_.keep_alive = false;
     if (end.step == RelayEnd::Step::parse) {
         // Broken before a byte of it was sent: the client can be told.
         upstream_failed(
@@ -522,6 +389,35 @@ Task<bool> Exchange::relay() {
     }
     up_.abort();
     co_return false;
+}
+
+// ---- finish -----------------------------------------------------------------
+
+void Exchange::upstream_failed(const ServerFault& fault, Failure reply) {
+    up_.book.fault(up_.lease.get(), fault);
+    up_.abort();
+    fail(std::move(reply));
+}
+
+Task<void> Exchange::refuse_head(boost::system::error_code ec) {
+    fail(reply_to_bad_request(ec));
+    co_await finish(false);
+}
+
+Task<void> Exchange::head_timed_out() {
+    co_await reply({408, Side::client, true, "request head not received in time"});
+}
+
+// Every exchange ends here, once: the upstream connection is pooled or
+// closed and the server slot given back (UpstreamSide::finish()), the local
+// reply due goes out, then the metrics and the access-log line.
+Task<void> Exchange::finish(bool clean) {
+    const bool reusable = clean && res_ && res_->keep_alive() && req_->is_done();
+    up_.finish(reusable, outcome_.status, client_.worker.pool());
+    if (outcome_.failure) co_await reply(*outcome_.failure);
+    if (client_.gone && outcome_.status == 0) outcome_.status = 499;
+    if (up_.upstream) outcome_.upstream = up_.upstream->name();
+    record(outcome_, client_, req_ ? &req_->head() : nullptr);
 }
 
 }  // namespace dsgw::proxy

@@ -45,7 +45,7 @@ public:
     // The head could not be read: the 4xx it is due (431, 413, 400), logged.
     net::Task<void> refuse_head(boost::system::error_code ec);
     // Request head bytes read (for the access log's bytes_in).
-    void count_in(std::uint64_t n) { bytes_in_ += n; }
+    void count_in(std::uint64_t n) { outcome_.bytes_in += n; }
     // Runs the phases, from admit to finish.
     net::Task<void> run();
     // The head timed out after some of it arrived: 408, not logged.
@@ -56,7 +56,7 @@ public:
     void release();
 
     // Whether the connection may serve another request after this one.
-    bool keep_alive() const { return keep_alive_; }
+    bool keep_alive() const { return outcome_.keep_alive; }
     // The request's body bytes still to come, or more of it buffered: when
     // the connection closes now, it lingers (see Connection::linger()).
     bool request_unread() const;
@@ -69,32 +69,34 @@ public:
     void cancel_upstream();
 
 private:
-    // ---- the phases (exchange.cpp) ----
+    // ---- admit (admit.cpp) ----
     bool admit_shape();
     net::Task<bool> admit_client();
+    std::optional<std::string_view> check_request_shape();
+
+    // ---- the other phases (exchange.cpp) ----
     void inspect() {}
     balancer::PickContext route();
     net::Task<bool> forward(const balancer::PickContext& ctx);
     net::Task<bool> relay();
 
-    std::optional<std::string_view> check_request_shape();
     net::Task<bool> send_continue();
     net::Task<bool> read_response_head();
     net::Task<bool> forward_interim();
     void new_response_parser(std::pmr::memory_resource* mr);
     Framing choose_response_framing() const;
-    net::Task<boost::system::error_code> write_client();
 
-    // ---- the end (outcome.cpp) ----
+    // ---- the end ----
     // Records the failure that ends the exchange; the first one stands.
-    void fail(Failure f);
-    // A server failed: counted, logged, maybe ejected, and the exchange
-    // fails with `reply` (status 0: nothing to say).
+    void fail(Failure f) { outcome_.fail(std::move(f)); }
+    // A server failed: counted, logged, maybe ejected; the connection is
+    // closed, and the exchange fails with `reply` (status 0: nothing to say).
     void upstream_failed(const ServerFault& fault, Failure reply);
+    // The one end of every exchange (see outcome.hpp).
     net::Task<void> finish(bool clean);
-    net::Task<void> reply(const Failure& f);
-    bool bytes_after_response(bool& fin);
-    void log();
+    net::Task<void> reply(const Failure& f) {
+        return send_reply(client_, outcome_, f, request_unread(), out_, reply_);
+    }
 
     ClientSide& client_;
     // The two heads (fields, target, reason, body piece lists) are allocated
@@ -112,23 +114,10 @@ private:
     std::string head_out_;
     std::string reply_;
     WriteList out_;
-    std::optional<Failure> failure_;
-
-    bool keep_alive_ = true;
-    bool response_started_ = false;
+    Outcome outcome_;
+    std::string forwarded_for_;   // X-Forwarded-For to send (behind trusted proxies)
     bool sent_continue_ = false;  // our own 100 Continue went to the client
     unsigned interim_count_ = 0;
-
-    // for the access log and the metrics
-    unsigned status_ = 0;
-    std::uint64_t bytes_in_ = 0;
-    std::uint64_t bytes_out_ = 0;
-    double first_byte_ms_ = -1;
-    std::string_view server_name_;
-    std::string forwarded_for_;      // X-Forwarded-For to send (behind trusted proxies)
-    std::string_view api_key_name_;  // the API key's name
-    Clock::time_point started_;
-    std::chrono::system_clock::time_point started_wall_;
 };
 
 }  // namespace dsgw::proxy

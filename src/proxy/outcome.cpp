@@ -1,143 +1,74 @@
-// The end of every exchange: the local reply, what a failure costs a server, keep-alive, the pool,
-// metrics and the access log.
+// How exchanges end: the failure replies, the local reply's write, the metrics and the access log.
 
 #include "proxy/outcome.hpp"
 
 #include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
+#include "deepseek_gateway/proxy/head.hpp"
 #include "deepseek_gateway/proxy/local_reply.hpp"
-#include "deepseek_gateway/upstream/upstream.hpp"
-#include "proxy/exchange.hpp"
+#include "proxy/client_side.hpp"
+#include "proxy/relay.hpp"
 
-#include <openssl/ssl.h>
 #include <boost/beast/http/error.hpp>
-
-#include <sys/socket.h>
 
 namespace dsgw::proxy {
 
-using net::Task;
-
 Failure reply_to_bad_request(const boost::system::error_code& ec) {
+    namespace http = boost::beast::http;
     if (ec == http::error::header_limit)
         return {431, Side::client, true, "request header fields too large"};
     if (ec == http::error::body_limit) return {413, Side::client, true, "request body too large"};
     return {400, Side::client, true, "malformed request: " + ec.message()};
 }
 
-void Exchange::fail(Failure f) {
-    if (!failure_) failure_ = std::move(f);
-}
-
-void Exchange::upstream_failed(const ServerFault& fault, Failure reply) {
-    up_.book.fault(up_.lease.get(), fault);
-    up_.abort();
-    fail(std::move(reply));
-}
-
-Task<void> Exchange::refuse_head(boost::system::error_code ec) {
-    fail(reply_to_bad_request(ec));
-    co_await finish(false);
-}
-
-Task<void> Exchange::head_timed_out() {
-    co_await reply({408, Side::client, true, "request head not received in time"});
-}
-
-// The one way the gateway answers by itself. Nothing goes out once a
-// response has started (the client must not take a partial response as
-// whole: the connection closes) or when the client is gone.
-Task<void> Exchange::reply(const Failure& f) {
-    if (f.status != 0) status_ = f.status;  // else the upstream's, or 499 later
-    if (response_started_ || client_.gone) {
-        keep_alive_ = false;
+net::Task<void> send_reply(ClientSide& client, Outcome& o, const Failure& f, bool request_unread,
+                           WriteList& out, std::string& bytes) {
+    if (f.status != 0) o.status = f.status;  // else the upstream's, or 499 later
+    if (o.response_started || client.gone) {
+        o.keep_alive = false;
         co_return;
     }
-    if (f.close) keep_alive_ = false;
+    if (f.close) o.keep_alive = false;
     if (f.status == 0) co_return;
     // Closing before the request was read to its end (or with more of it
     // buffered): linger, so the client reads this answer.
-    if (!keep_alive_ && request_unread()) client_.linger = true;
-    reply_ = local_reply(f.status, f.message, !keep_alive_, f.extra_headers);
-    out_.iov.clear();
-    out_.iov.emplace_back(reply_.data(), reply_.size());
-    const auto ec = co_await write_client();
-    response_started_ = true;
-    if (ec) keep_alive_ = false;
+    if (!o.keep_alive && request_unread) client.linger = true;
+    bytes = local_reply(f.status, f.message, !o.keep_alive, f.extra_headers);
+    out.iov.clear();
+    out.iov.emplace_back(bytes.data(), bytes.size());
+    const auto ec = co_await write_to_client(client, out.iov, o.bytes_out);
+    o.response_started = true;
+    if (ec) o.keep_alive = false;
 }
 
-// Whether the upstream sent anything past the end of the response that just
-// ended: bytes buffered (by us, or by OpenSSL on a TLS connection), or left
-// in the kernel by the last plain read. Such a connection is never reused
-// (the bytes would be taken for the next request's response, maybe another
-// client's). `fin` is set when a FIN alone is waiting: the server is
-// closing, which is no fault.
-bool Exchange::bytes_after_response(bool& fin) {
-    auto& conn = *up_.conn;
-    fin = false;
-    if (conn.buffer.size() > 0 || conn.inq > 1) return true;
-    // Over TLS the kernel count is unknown (-1); what OpenSSL holds,
-    // decrypted or not, is bytes after the response too.
-    if (conn.stream->tls_pending()) return true;
-    if (conn.inq != 1) return false;
-    char c;  // TCP_INQ says 1 for one byte and for a FIN alone
-    const auto r = ::recv(conn.socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    fin = r == 0;
-    return r > 0;
-}
-
-// Every exchange ends here, once: the upstream connection goes back to the
-// pool only when the exchange was clean and nothing followed the response;
-// the server slot is given back; the local reply due, if any, goes out;
-// then metrics and the access log.
-Task<void> Exchange::finish(bool clean) {
-    if (up_.conn) {
-        bool fin = false;
-        if (clean && res_ && bytes_after_response(fin)) {
-            up_.book.bytes_after_response(up_.lease.get(), status_);
-            clean = false;
-        }
-        if (clean && !fin && res_ && res_->keep_alive() && req_->is_done())
-            client_.worker.pool().put(std::move(up_.conn), up_.upstream->config().keepalive);
-        else
-            up_.abort();
-        up_.conn.reset();
-    }
-    up_.lease.release();
-    if (failure_) co_await reply(*failure_);
-    if (client_.gone && status_ == 0) status_ = 499;
-    log();
-}
-
-void Exchange::log() {
-    auto& worker = client_.worker;
+void record(const Outcome& o, const ClientSide& client, const Head* request) {
+    auto& worker = client.worker;
     worker.note_request();
-    const auto& rt = client_.rt;
-    if (rt && rt->metrics && client_.lc && req_) {
-        const auto i = client_.listener_index;
+    const auto& rt = client.rt;
+    if (rt && rt->metrics && client.lc && request) {
+        const auto i = client.listener_index;
         rt->metrics->requests(i)->record(
-            status_, std::chrono::duration<double>(Clock::now() - started_).count());
-        rt->metrics->listener(i)->bytes(bytes_in_, bytes_out_);
+            o.status, std::chrono::duration<double>(Clock::now() - o.started).count());
+        rt->metrics->listener(i)->bytes(o.bytes_in, o.bytes_out);
     }
     auto& log = worker.access_log();
-    if (!log.enabled() || !req_) return;
-    const auto& h = req_->head();
+    if (!log.enabled() || !request) return;
     log::AccessRecord r;
-    r.time = started_wall_;
-    r.listener = client_.listener_name;
-    r.client = client_.ip_text;
-    r.method = h.method_string();
-    r.path = h.target();
-    r.status = status_;
-    r.upstream = up_.upstream ? std::string_view(up_.upstream->name()) : std::string_view();
-    r.server = server_name_;
-    r.bytes_in = bytes_in_;
-    r.bytes_out = bytes_out_;
-    r.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - started_).count();
-    r.first_byte_ms = first_byte_ms_;
-    r.client_cert = client_.cert;
-    r.api_key = api_key_name_;
+    r.time = o.started_wall;
+    r.listener = client.listener_name;
+    r.client = client.ip_text;
+    r.method = request->method_string();
+    r.path = request->target();
+    r.status = o.status;
+    r.upstream = o.upstream;
+    r.server = o.server;
+    r.bytes_in = o.bytes_in;
+    r.bytes_out = o.bytes_out;
+    r.duration_ms = std::chrono::duration<double, std::milli>(Clock::now() - o.started).count();
+    r.first_byte_ms = o.first_byte_ms;
+    r.client_cert = client.cert;
+    r.api_key = o.api_key;
     log.write(r);
 }
 

@@ -1,12 +1,18 @@
 #pragma once
-// How an exchange failed: one type for every failure (which side, the local
-// reply it is due, whether another server may take the request, what it is
-// counted as), so that the end of every exchange is one path
-// (Exchange::finish(), outcome.cpp).
+// How an exchange ended: one type for every failure (which side, the local
+// reply it is due, what a server is charged with), what the exchange did
+// (Outcome: status, bytes, timings, keep-alive), and the steps of the one
+// path every exchange ends by (Exchange::finish()): the local reply, then
+// metrics and the access log.
+
+#include "deepseek_gateway/net/socket.hpp"
+#include "proxy/deadline.hpp"
 
 #include <boost/system/error_code.hpp>
 
+#include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -46,5 +52,43 @@ struct ServerFault {
 
 // The reply to a request the parser refused: 431, 413 or 400.
 Failure reply_to_bad_request(const boost::system::error_code& ec);
+
+// What one exchange did, for the client (keep-alive), the metrics and the
+// access log. Reset by begin() for each request.
+struct Outcome {
+    std::optional<Failure> failure;  // the first failure stands
+    unsigned status = 0;             // the status the client got (499: it left first)
+    bool keep_alive = true;          // the connection may serve another request
+    bool response_started = false;   // a byte of a response went out
+    std::uint64_t bytes_in = 0;
+    std::uint64_t bytes_out = 0;
+    double first_byte_ms = -1;
+    std::string_view upstream;
+    std::string_view server;
+    std::string_view api_key;
+    Clock::time_point started;
+    std::chrono::system_clock::time_point started_wall;
+
+    void begin() { *this = Outcome{}; }
+    void fail(Failure f) {
+        if (!failure) failure = std::move(f);
+    }
+};
+
+class ClientSide;
+struct WriteList;
+class Head;
+
+// The one way the gateway answers by itself (its bytes: local_reply.hpp).
+// Nothing goes out once a response has started (the connection closes: the
+// client must not take a partial response as whole) or when the client is
+// gone. `request_unread`: the request was not read to its end, so closing
+// now lingers. `bytes` holds the reply while it is written.
+net::Task<void> send_reply(ClientSide& client, Outcome& outcome, const Failure& f,
+                           bool request_unread, WriteList& out, std::string& bytes);
+
+// The request's metrics and access-log line. `request`: its head, null when
+// none was parsed.
+void record(const Outcome& outcome, const ClientSide& client, const Head* request);
 
 }  // namespace dsgw::proxy

@@ -2,6 +2,7 @@
 
 #include "proxy/relay.hpp"
 
+#include "deepseek_gateway/app/runtime.hpp"
 #include "proxy/client_side.hpp"
 
 #include <boost/asio/ssl/error.hpp>
@@ -29,6 +30,22 @@ void WriteList::add_body(Framing framing, bool last,
     } else if (framing != Framing::none) {
         iov.insert(iov.end(), pieces.begin(), pieces.end());
     }
+}
+
+net::Task<boost::system::error_code> write_to_client(
+    ClientSide& client, const std::vector<boost::asio::const_buffer>& iov, std::uint64_t& counted) {
+    boost::system::error_code ec;
+    std::size_t done = 0;
+    const bool over = client.stream.write_now(iov, ec, done);
+    counted += done;
+    if (!over) {
+        client.deadline.arm(Phase::client_write, client.rt->config->limits.client_idle);
+        auto [wec, n] = co_await client.stream.write_rest(iov, done);
+        client.deadline.disarm();
+        counted += n;
+        ec = wec;
+    }
+    co_return ec;
 }
 
 template <bool isRequest>

@@ -12,6 +12,8 @@
 #include "proxy/client_side.hpp"
 
 #include <spdlog/spdlog.h>
+
+#include <sys/socket.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -126,6 +128,41 @@ Task<std::optional<Failure>> wait_for_server(UpstreamSide& side, ClientSide& cli
 }
 
 }  // namespace
+
+// Whether the server sent anything past the end of the response that just
+// ended: bytes buffered (by us, or by OpenSSL on a TLS connection), or left in
+// the kernel by the last plain read. Such a connection is never reused (the
+// bytes would be taken for the next request's response, maybe another
+// client's). `fin` is set when a FIN alone is waiting: the server is
+// closing, which is no fault.
+static bool bytes_after_response(upstream::UpstreamConnection& conn, bool& fin) {
+    fin = false;
+    if (conn.buffer.size() > 0 || conn.inq > 1) return true;
+    // Over TLS the kernel count is unknown (-1); what OpenSSL holds,
+    // decrypted or not, is bytes after the response too.
+    if (conn.stream->tls_pending()) return true;
+    if (conn.inq != 1) return false;
+    char c;  // TCP_INQ says 1 for one byte and for a FIN alone
+    const auto r = ::recv(conn.socket.native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    fin = r == 0;
+    return r > 0;
+}
+
+void UpstreamSide::finish(bool reusable, unsigned status, upstream::UpstreamPool& pool) {
+    if (conn) {
+        bool fin = false;
+        if (reusable && bytes_after_response(*conn, fin)) {
+            book.bytes_after_response(lease.get(), status);
+            reusable = false;
+        }
+        if (reusable && !fin)
+            pool.put(std::move(conn), upstream->config().keepalive);
+        else
+            abort();
+        conn.reset();
+    }
+    lease.release();
+}
 
 void UpstreamSide::close() {
     if (!conn) return;

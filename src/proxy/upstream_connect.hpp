@@ -74,6 +74,11 @@ struct UpstreamSide {
     // Closes it but keeps the object: an operation on it may be under way
     // (the client hung up while the exchange waits for the server).
     void close();
+    // The exchange is over: the connection goes back to `pool` when
+    // `reusable` (the exchange was clean, both sides allow keep-alive, the
+    // request was read to its end) and nothing came after the response (a
+    // protocol error, HTTP `status`); else it is closed. The slot is given back.
+    void finish(bool reusable, unsigned status, upstream::UpstreamPool& pool);
 };
 
 // Leases a server (or queues for one), takes a pooled connection or opens
