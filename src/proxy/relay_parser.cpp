@@ -1,3 +1,7 @@
+// RelayParser: the HTTP/1.x parser of both sides, over a buffer, with no I/O
+// (as HAProxy's h1.c). One state machine, kept in one file past ~500 lines so
+// that each state and the grammar it checks read in order.
+
 #include "proxy/relay_parser.hpp"
 
 #include <boost/beast/core/string.hpp>
