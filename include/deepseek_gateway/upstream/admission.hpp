@@ -9,8 +9,9 @@
 
 #include "deepseek_gateway/balancer/balancer.hpp"
 #include "deepseek_gateway/upstream/server.hpp"
+#include "deepseek_gateway/util/clock.hpp"
 
-#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/any_io_executor.hpp>
 
 #include <atomic>
 #include <cstddef>
@@ -24,7 +25,9 @@ class AdmissionQueue final : public SlotListener {
 public:
     struct Waiter {
         explicit Waiter(const boost::asio::any_io_executor& ex) : timer(ex) {}
-        boost::asio::steady_timer timer;  // the session waits on it; a grant cancels it
+        // The session waits on it; a grant cancels it. On util::Clock, like
+        // the session's other deadlines, so tests move it.
+        util::Timer timer;
         balancer::PickContext ctx;
         ServerLease lease;  // set by the grant
         enum class State { waiting, granted, abandoned } state = State::waiting;
