@@ -3,6 +3,7 @@
 
 #include "exchange_fixture.hpp"
 
+#include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
 #include "deepseek_gateway/config/config.hpp"
 #include "deepseek_gateway/log/access_log.hpp"
@@ -309,7 +310,7 @@ void ScriptedUpstream::pump() {
 
 struct ExchangeTest::Gateway {
     std::shared_ptr<const config::Config> config;
-    std::shared_ptr<const upstream::Runtime> runtime;
+    std::shared_ptr<const app::Runtime> runtime;
     std::shared_ptr<log::AccessLog> access_log;
     std::unique_ptr<app::Worker> worker;
     net::Listener* listener = nullptr;  // owned by the worker
@@ -374,7 +375,7 @@ void ExchangeTest::start(const GatewayOptions& options) {
         throw std::runtime_error("test configuration: " + loaded.errors.front() + "\n" + yaml);
     gw_ = std::make_unique<Gateway>();
     gw_->config = loaded.config;
-    gw_->runtime = upstream::Runtime::build(gw_->config, nullptr);
+    gw_->runtime = app::Runtime::build(gw_->config, nullptr);
     gw_->access_log = std::make_shared<log::AccessLog>(gw_->config->logging.access_log);
     gw_->worker = std::make_unique<app::Worker>(0, gw_->runtime, gw_->access_log);
     const auto& lc = gw_->config->listeners.at(0);
@@ -400,11 +401,11 @@ std::uint64_t ExchangeTest::sessions() const {
 }
 
 void ExchangeTest::set_server_healthy(std::size_t server, bool healthy) {
-    gw_->runtime->upstreams.at(0)->servers().at(server)->set_healthy(healthy);
+    gw_->runtime->upstream(0).servers().at(server)->set_healthy(healthy);
 }
 
 std::size_t ExchangeTest::queue_length() const {
-    auto* q = gw_->runtime->upstreams.at(0)->queue();
+    auto* q = gw_->runtime->upstream(0).queue();
     return q ? q->length() : 0;
 }
 
