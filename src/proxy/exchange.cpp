@@ -84,19 +84,20 @@ Task<void> Exchange::run() {
         const bool ok = co_await admit_client();
         admitted = ok;
     }
-    if (!admitted) {
-        co_await finish(false);
-        co_return;
-    }
-    inspect();
-    const auto ctx = route();
-    const bool forwarded = co_await forward(ctx);
     bool clean = false;
-    if (forwarded) {
-        const bool relayed = co_await relay();
-        clean = relayed;
+    if (admitted) {
+        inspect();
+        const auto ctx = route();
+        const bool forwarded = co_await forward(ctx);
+        if (forwarded) {
+            const bool relayed = co_await relay();
+            clean = relayed;
+        }
     }
-    co_await finish(clean);
+    // finish, written out: most exchanges need no coroutine frame for it
+    settle(clean);
+    if (outcome_.failure) co_await reply(*outcome_.failure);
+    record_end();
 }
 
 // ---- route ------------------------------------------------------------------
@@ -405,16 +406,27 @@ Task<void> Exchange::refuse_head(boost::system::error_code ec) {
 }
 
 Task<void> Exchange::head_timed_out() {
-    co_await reply({408, Side::client, true, "request head not received in time"});
+    // A named local: GCC 12 destroys a temporary with a destructor in a
+    // co_await expression twice.
+    const Failure late{408, Side::client, true, "request head not received in time"};
+    co_await reply(late);
 }
 
 // Every exchange ends here, once: the upstream connection is pooled or
 // closed and the server slot given back (UpstreamSide::finish()), the local
 // reply due goes out, then the metrics and the access-log line.
 Task<void> Exchange::finish(bool clean) {
+    settle(clean);
+    if (outcome_.failure) co_await reply(*outcome_.failure);
+    record_end();
+}
+
+void Exchange::settle(bool clean) {
     const bool reusable = clean && res_ && res_->keep_alive() && req_->is_done();
     up_.finish(reusable, outcome_.status, client_.worker.pool());
-    if (outcome_.failure) co_await reply(*outcome_.failure);
+}
+
+void Exchange::record_end() {
     if (client_.gone && outcome_.status == 0) outcome_.status = 499;
     if (up_.upstream) outcome_.upstream = up_.upstream->name();
     record(outcome_, client_, req_ ? &req_->head() : nullptr);

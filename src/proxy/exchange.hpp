@@ -92,8 +92,11 @@ private:
     // A server failed: counted, logged, maybe ejected; the connection is
     // closed, and the exchange fails with `reply` (status 0: nothing to say).
     void upstream_failed(const ServerFault& fault, Failure reply);
-    // The one end of every exchange (see outcome.hpp).
+    // The one end of every exchange (see outcome.hpp): settle() the
+    // upstream side, reply() when a failure is due, record_end().
     net::Task<void> finish(bool clean);
+    void settle(bool clean);
+    void record_end();
     net::Task<void> reply(const Failure& f) {
         return send_reply(client_, outcome_, f, request_unread(), out_, reply_);
     }
