@@ -231,7 +231,7 @@ private:
             buf.resize(have + want);
             auto [ec, n] =
                 co_await asio::async_read(socket_, asio::buffer(buf.data() + have, want), nothrow);
-            if (ec) {
+            if (ec || deadline_.timed_out(Phase::request_head)) {
                 buf.resize(have + n);
                 h.status = access::ProxyStatus::invalid;
                 h.error = "connection closed or timed out before the PROXY header ended";
@@ -326,8 +326,10 @@ private:
             if (worker.draining() && !got_bytes) co_return false;
 
             auto [rec, n] = co_await stream_.read_some(buf, read_size);
-            if (rec) {
-                const bool head_timeout = deadline_.timed_out(Phase::request_head);
+            // A deadline that passed as this read completed with bytes is
+            // spent all the same: the head's time is up.
+            const bool head_timeout = deadline_.timed_out(Phase::request_head);
+            if (rec || head_timeout) {
                 deadline_.disarm();
                 if (head_timeout && got_bytes && !gone) co_await exchange_.head_timed_out();
                 co_return false;
