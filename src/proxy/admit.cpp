@@ -47,11 +47,11 @@ bool Exchange::admit_shape() {
     forwarded_for_.clear();
     outcome_.api_key = {};
     if (auto bad = check_request_shape()) {
-        fail({400, Side::client, true, std::string(*bad)});
+        fail({400, true, std::string(*bad)});
         return false;
     }
     if (client_.decision != access::Decision::allowed) {
-        fail({403, Side::client, true, "access denied"});
+        fail({403, true, "access denied"});
         return false;
     }
     return true;
@@ -85,9 +85,9 @@ Task<bool> Exchange::admit_client() {
             count_denied(access::to_deny_reason(d));
             // on_deny: close answers nothing.
             if (acc.on_deny == config::OnDeny::respond_403)
-                fail({403, Side::client, true, "access denied"});
+                fail({403, true, "access denied"});
             else
-                fail({0, Side::client, true, {}});
+                fail({0, true, {}});
             co_return false;
         }
     }
@@ -103,7 +103,7 @@ Task<bool> Exchange::admit_client() {
                                     std::nullopt,
                                     {}});
             count_denied(access::to_deny_reason(ar.outcome));
-            fail({401, Side::client, !req_->is_done(),
+            fail({401, !req_->is_done(),
                   ar.outcome == access::AuthOutcome::missing_key
                       ? "missing API key: send Authorization: Bearer <key>"
                       : "invalid API key",

@@ -1,4 +1,5 @@
-// The exchange's phases inspect, route, forward and relay, and the one finish (admit is in admit.cpp).
+// The exchange's phases inspect, route, forward and relay, and the one finish (admit is in
+// admit.cpp).
 
 #include "proxy/exchange.hpp"
 
@@ -202,13 +203,13 @@ Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
     up_.abort();
     if (end.step == RelayEnd::Step::read) {
         if (end.timeout)
-            fail({408, Side::client, true, "request body not received in time"});
+            fail({408, true, "request body not received in time"});
         else
             fail({});
     } else if (end.step == RelayEnd::Step::parse) {
         fail(reply_to_bad_request(end.ec));
     } else if (!client_.gone) {
-        fail({502, Side::upstream, true, "upstream failed while the request was sent"});
+        fail({502, true, "upstream failed while the request was sent"});
     }
     co_return false;
 }
@@ -238,9 +239,8 @@ Task<bool> Exchange::read_response_head() {
         conn.buffer.consume(used);
         if (ec) {
             client_.deadline.disarm();
-            upstream_failed(
-                {metrics::UpstreamErrorKind::protocol, "bad response", ec},
-                {502, Side::upstream, !req_->is_done(), "upstream sent an invalid response"});
+            upstream_failed({metrics::UpstreamErrorKind::protocol, "bad response", ec},
+                            {502, !req_->is_done(), "upstream sent an invalid response"});
             co_return false;
         }
         if (res_->is_header_done()) {
@@ -265,12 +265,11 @@ Task<bool> Exchange::read_response_head() {
             if (timeout)
                 upstream_failed(
                     {metrics::UpstreamErrorKind::timeout, "no response in time", rec, true},
-                    {504, Side::upstream, false, "upstream timed out before responding"});
+                    {504, false, "upstream timed out before responding"});
             else
                 upstream_failed({metrics::UpstreamErrorKind::reset,
                                  any_byte ? "response cut" : "closed before responding", rec, true},
-                                {502, Side::upstream, false,
-                                 "upstream closed the connection before responding"});
+                                {502, false, "upstream closed the connection before responding"});
             co_return false;
         }
         if (!any_byte) {
@@ -285,7 +284,7 @@ Task<bool> Exchange::read_response_head() {
     if (res_->head().result_int() == 101) {
         upstream_failed(
             {metrics::UpstreamErrorKind::protocol, "101 Switching Protocols (not supported)"},
-            {502, Side::upstream, true, "upstream tried to switch protocols"});
+            {502, true, "upstream tried to switch protocols"});
         co_return false;
     }
     co_return true;
@@ -299,7 +298,7 @@ Task<bool> Exchange::read_response_head() {
 Task<bool> Exchange::forward_interim() {
     if (++interim_count_ > kMaxInterim) {
         upstream_failed({metrics::UpstreamErrorKind::protocol, "too many interim responses"},
-                        {502, Side::upstream, true, "upstream sent too many interim responses"});
+                        {502, true, "upstream sent too many interim responses"});
         co_return false;
     }
     const auto code = res_->head().result_int();
@@ -379,9 +378,8 @@ Task<bool> Exchange::relay() {
     outcome_.keep_alive = false;
     if (end.step == RelayEnd::Step::parse) {
         // Broken before a byte of it was sent: the client can be told.
-        upstream_failed(
-            {metrics::UpstreamErrorKind::protocol, "bad response body", end.ec},
-            {end.sent_any ? 0u : 502u, Side::upstream, true, "upstream sent an invalid response"});
+        upstream_failed({metrics::UpstreamErrorKind::protocol, "bad response body", end.ec},
+                        {end.sent_any ? 0u : 502u, true, "upstream sent an invalid response"});
     } else if (end.step == RelayEnd::Step::read && !client_.gone) {
         upstream_failed(
             {end.timeout ? metrics::UpstreamErrorKind::timeout : metrics::UpstreamErrorKind::reset,
@@ -408,7 +406,7 @@ Task<void> Exchange::refuse_head(boost::system::error_code ec) {
 Task<void> Exchange::head_timed_out() {
     // A named local: GCC 12 destroys a temporary with a destructor in a
     // co_await expression twice.
-    const Failure late{408, Side::client, true, "request head not received in time"};
+    const Failure late{408, true, "request head not received in time"};
     co_await reply(late);
 }
 

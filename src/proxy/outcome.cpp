@@ -16,10 +16,9 @@ namespace dsgw::proxy {
 
 Failure reply_to_bad_request(const boost::system::error_code& ec) {
     namespace http = boost::beast::http;
-    if (ec == http::error::header_limit)
-        return {431, Side::client, true, "request header fields too large"};
-    if (ec == http::error::body_limit) return {413, Side::client, true, "request body too large"};
-    return {400, Side::client, true, "malformed request: " + ec.message()};
+    if (ec == http::error::header_limit) return {431, true, "request header fields too large"};
+    if (ec == http::error::body_limit) return {413, true, "request body too large"};
+    return {400, true, "malformed request: " + ec.message()};
 }
 
 net::Task<void> send_reply(ClientSide& client, Outcome& o, const Failure& f, bool request_unread,

@@ -1,6 +1,6 @@
 #pragma once
-// How an exchange ended: one type for every failure (which side, the local
-// reply it is due, what a server is charged with), what the exchange did
+// How an exchange ended: what the client is owed (Failure), what a server is
+// charged with (ServerFault), what the exchange did
 // (Outcome: status, bytes, timings, keep-alive), and the steps of the one
 // path every exchange ends by (Exchange::finish()): the local reply, then
 // metrics and the access log.
@@ -22,16 +22,12 @@ enum class UpstreamErrorKind : std::uint8_t;
 
 namespace dsgw::proxy {
 
-enum class Side : std::uint8_t {
-    client,    // the request was refused or its client failed (4xx, or gone)
-    upstream,  // the server failed (502, 504), or none could take it (503)
-};
-
-// A local reply due to the client: nothing when `status` is 0. Sent only
-// while no byte of a response went out and the client is still there.
+// What the client is owed when an exchange fails: a local reply, or nothing
+// when `status` is 0 (the client left, or a response already started). Who
+// failed shows in the status (4xx: the request or its client; 502, 503,
+// 504: the servers); what a server is charged with is a ServerFault.
 struct Failure {
     unsigned status = 0;
-    Side side = Side::client;
     bool close = true;  // Connection: close after the reply
     std::string message = {};
     std::string extra_headers = {};  // whole lines, CRLF-terminated

@@ -105,14 +105,13 @@ Task<std::optional<Failure>> wait_for_server(UpstreamSide& side, ClientSide& cli
     static constexpr std::string_view kRetryAfter = "Retry-After: 1\r\n";
     auto* queue = side.upstream->queue();
     if (!queue || !side.upstream->any_usable(ctx.now))
-        co_return Failure{503, Side::upstream, !request_read, "no healthy upstream server"};
+        co_return Failure{503, !request_read, "no healthy upstream server"};
     auto waiter =
         std::make_shared<upstream::AdmissionQueue::Waiter>(client.stream.socket().get_executor());
     waiter->ctx = ctx;
     waiter->timer.expires_after(side.upstream->config().queue.timeout);
     if (!queue->enqueue(waiter))
-        co_return Failure{503, Side::upstream, !request_read,
-                          "every upstream server is busy and the queue is full",
+        co_return Failure{503, !request_read, "every upstream server is busy and the queue is full",
                           std::string(kRetryAfter)};
     side.queued = waiter;
     if (request_read) client.watch_now();  // a client that leaves gives its place up
@@ -123,7 +122,7 @@ Task<std::optional<Failure>> wait_for_server(UpstreamSide& side, ClientSide& cli
     side.book.queue_waited(Clock::now() - ctx.now);
     if (side.lease) co_return std::nullopt;
     if (client.gone) co_return Failure{};
-    co_return Failure{503, Side::upstream, !request_read, "no upstream server became free in time",
+    co_return Failure{503, !request_read, "no upstream server became free in time",
                       std::string(kRetryAfter)};
 }
 
@@ -235,7 +234,7 @@ Task<std::optional<Failure>> connect_and_send(UpstreamSide& side, ClientSide& cl
                                               bool request_read) {
     const auto& ucfg = side.upstream->config();
     unsigned attempts = 0;
-    Failure last{502, Side::upstream, !request_read, "upstream failed"};
+    Failure last{502, !request_read, "upstream failed"};
     for (;;) {
         ctx.now = Clock::now();
         if (!try_lease(side, ctx)) {
@@ -252,13 +251,18 @@ Task<std::optional<Failure>> connect_and_send(UpstreamSide& side, ClientSide& cl
             const auto open = co_await open_upstream(side, client, *server);
             if (client.gone) co_return Failure{};
             if (open) {
-                side.book.fault(server, {metrics::UpstreamErrorKind::connect, open->what, open->ec,
-                                         true, true, true});
+                const ServerFault fault{metrics::UpstreamErrorKind::connect,
+                                        open->what,
+                                        open->ec,
+                                        /*eject=*/true,
+                                        /*retryable=*/true,
+                                        /*quiet=*/true};
+                side.book.fault(server, fault);
                 side.abort();
                 // A connect or handshake that never completes is a timeout (504).
-                last = Failure{open->timeout ? 504u : 502u, Side::upstream, !request_read,
+                last = Failure{open->timeout ? 504u : 502u, !request_read,
                                std::string("upstream ") + open->what};
-                if (attempts < ucfg.retries) {
+                if (fault.retryable && attempts < ucfg.retries) {
                     ++attempts;
                     ctx.exclude = server;
                     side.lease.release();
@@ -286,8 +290,7 @@ Task<std::optional<Failure>> connect_and_send(UpstreamSide& side, ClientSide& cl
                 side.lease.release();
                 continue;
             }
-            co_return Failure{502, Side::upstream, true,
-                              "upstream failed while the request was sent"};
+            co_return Failure{502, true, "upstream failed while the request was sent"};
         }
         ++side.conn->requests;
         co_return std::nullopt;
