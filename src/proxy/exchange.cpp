@@ -177,7 +177,10 @@ Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
     out_.iov.emplace_back(head_out_.data(), head_out_.size());
     out_.add_body(req_framing_, req_->is_done(), req_->pieces(), req_->piece_bytes());
 
-    auto failure = co_await connect_and_send(up_, client_, ctx, out_.iov, req_->is_done());
+    std::optional<Failure> failure;
+    SendStart sending;
+    if (!send_at_once(up_, client_, ctx, out_.iov, sending))
+        failure = co_await connect_and_send(up_, client_, ctx, out_.iov, req_->is_done(), sending);
     // The body bytes that went with the head (or that the failure answers).
     client_.buf.consume(pending_consume_);
     outcome_.bytes_in += pending_consume_;
@@ -191,12 +194,14 @@ Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
     if (req_->is_done()) co_return true;
 
     const auto& limits = client_.rt->config->limits;
-    const auto end = co_await relay_body(
-        *req_,
-        BodySource{client_.stream, client_.buf, client_.read_size, nullptr, Phase::request_body,
-                   limits.client_idle},
-        BodySink{*up_.conn->stream, Phase::upstream_write, up_.upstream->config().timeouts.idle},
-        req_framing_, {}, client_.deadline, out_);
+    BodySource from{client_.stream, client_.buf,         client_.read_size,
+                    nullptr,        Phase::request_body, limits.client_idle};
+    BodySink to{*up_.conn->stream, Phase::upstream_write, up_.upstream->config().timeouts.idle};
+    RelayEnd end;
+    RelayStart start;
+    if (!relay_at_once(*req_, from, to, req_framing_, {}, out_, end, start))
+        end =
+            co_await relay_body(*req_, from, to, req_framing_, client_.deadline, out_, end, start);
     outcome_.bytes_in += end.consumed;
     if (end.step == RelayEnd::Step::done) co_return true;
     outcome_.keep_alive = outcome_.keep_alive && req_->is_done();
@@ -363,12 +368,14 @@ Task<bool> Exchange::relay() {
 
     const auto& ucfg = up_.upstream->config();
     auto& conn = *up_.conn;
-    const auto end = co_await relay_body(
-        *res_,
-        BodySource{*conn.stream, conn.buffer, conn.read_size, &conn.inq, Phase::response_body,
-                   ucfg.timeouts.idle},
-        BodySink{client_.stream, Phase::client_write, client_.rt->config->limits.client_idle},
-        framing, head_out_, client_.deadline, out_);
+    BodySource from{*conn.stream, conn.buffer,          conn.read_size,
+                    &conn.inq,    Phase::response_body, ucfg.timeouts.idle};
+    BodySink to{client_.stream, Phase::client_write, client_.rt->config->limits.client_idle};
+    RelayEnd end;
+    RelayStart start;
+    // A small answer whose body came with its head goes without a coroutine.
+    if (!relay_at_once(*res_, from, to, framing, head_out_, out_, end, start))
+        end = co_await relay_body(*res_, from, to, framing, client_.deadline, out_, end, start);
     outcome_.bytes_out += end.written;
     if (end.sent_any) outcome_.response_started = true;
     if (end.step == RelayEnd::Step::write) client_.on_gone();

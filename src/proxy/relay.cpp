@@ -48,75 +48,126 @@ net::Task<boost::system::error_code> write_to_client(
     co_return ec;
 }
 
-template <bool isRequest>
-net::Task<RelayEnd> relay_body(RelayParser<isRequest>& parser, BodySource from, BodySink to,
-                               Framing framing, std::string_view first, Deadline& deadline,
-                               WriteList& out) {
-    RelayEnd end;
-    parser.eager(true);
-    bool with_first = !first.empty();
-    for (;;) {
-        parser.clear_pieces();
-        boost::system::error_code ec;
-        const auto used = parse_buffered(parser, from.buf, ec);
-        if (ec) {
-            end.step = RelayEnd::Step::parse;
-            end.ec = ec;
-            co_return end;
-        }
-        out.iov.clear();
-        if (with_first) out.iov.emplace_back(first.data(), first.size());
-        out.add_body(framing, parser.is_done(), parser.pieces(), parser.piece_bytes());
-        // A write that goes at once costs no coroutine (Stream::write_now()).
-        boost::system::error_code wec;
-        std::size_t done = 0;
-        const bool over = to.stream.write_now(out.iov, wec, done);
-        end.written += done;
-        if (!over) {
-            deadline.arm(to.phase, to.timeout);
-            auto [rec, n] = co_await to.stream.write_rest(out.iov, done);
-            end.timeout = deadline.timed_out(to.phase);
-            deadline.disarm();
-            end.written += n;
-            wec = rec;
-        }
-        from.buf.consume(used);
-        end.consumed += used;
-        if (wec) {
-            end.step = RelayEnd::Step::write;
-            end.ec = wec;
-            co_return end;
-        }
-        if (!out.iov.empty()) end.sent_any = true;
-        with_first = false;
-        if (parser.is_done()) break;
+namespace {
 
-        deadline.arm(from.phase, from.timeout);
-        auto [rec, n] = co_await from.stream.read_some(from.buf, from.read_size, from.left);
-        end.timeout = deadline.timed_out(from.phase);
-        deadline.disarm();
-        const bool ended =
-            rec == boost::asio::error::eof || rec == boost::asio::ssl::error::stream_truncated;
-        if (ended && parser.need_eof()) {
-            boost::system::error_code eec;
-            parser.put_eof(eec);  // a body delimited by the close ends here
-            continue;
-        }
-        if (rec) {
-            end.step = RelayEnd::Step::read;
-            end.ec = rec;
-            co_return end;
-        }
-        from.buf.commit(n);
-        adapt_read_size(n, from.read_size);
-    }
+// One step of the loop: parse what `from.buf` holds, frame it (after `first`)
+// and try to write it at once. False on a parse error (`end` says so); else
+// `over` tells whether the write ended (all of it went, or `wec`), `used` is
+// what was parsed and `done` what was written.
+template <bool isRequest>
+bool parse_and_write(RelayParser<isRequest>& parser, BodySource& from, BodySink& to,
+                     Framing framing, std::string_view first, WriteList& out, RelayEnd& end,
+                     std::size_t& used, bool& over, boost::system::error_code& wec,
+                     std::size_t& done) {
     parser.clear_pieces();
-    co_return end;
+    boost::system::error_code ec;
+    used = parse_buffered(parser, from.buf, ec);
+    if (ec) {
+        end.step = RelayEnd::Step::parse;
+        end.ec = ec;
+        return false;
+    }
+    out.iov.clear();
+    if (!first.empty()) out.iov.emplace_back(first.data(), first.size());
+    out.add_body(framing, parser.is_done(), parser.pieces(), parser.piece_bytes());
+    done = 0;
+    over = to.stream.write_now(out.iov, wec, done);
+    end.written += done;
+    return true;
 }
 
-template net::Task<RelayEnd> relay_body<true>(RelayParser<true>&, BodySource, BodySink, Framing,
-                                              std::string_view, Deadline&, WriteList&);
-template net::Task<RelayEnd> relay_body<false>(RelayParser<false>&, BodySource, BodySink, Framing,
-                                               std::string_view, Deadline&, WriteList&);
+// After a step's write ended: its input is consumed. True when the relay
+// is over: the write failed, or the body is complete.
+template <bool isRequest>
+bool after_write(RelayParser<isRequest>& parser, BodySource& from, const WriteList& out,
+                 RelayEnd& end, std::size_t used, const boost::system::error_code& wec) {
+    from.buf.consume(used);
+    end.consumed += used;
+    if (wec) {
+        end.step = RelayEnd::Step::write;
+        end.ec = wec;
+        return true;
+    }
+    if (!out.iov.empty()) end.sent_any = true;
+    if (!parser.is_done()) return false;
+    parser.clear_pieces();
+    return true;
+}
+
+}  // namespace
+
+template <bool isRequest>
+bool relay_at_once(RelayParser<isRequest>& parser, BodySource& from, BodySink& to, Framing framing,
+                   std::string_view first, WriteList& out, RelayEnd& end, RelayStart& start) {
+    parser.eager(true);
+    std::size_t used = 0;
+    std::size_t done = 0;
+    bool over = false;
+    boost::system::error_code wec;
+    if (!parse_and_write(parser, from, to, framing, first, out, end, used, over, wec, done))
+        return true;
+    if (!over) {
+        start = RelayStart{true, used, done};
+        return false;
+    }
+    return after_write(parser, from, out, end, used, wec);
+}
+
+template <bool isRequest>
+net::Task<RelayEnd> relay_body(RelayParser<isRequest>& parser, BodySource from, BodySink to,
+                               Framing framing, Deadline& deadline, WriteList& out, RelayEnd end,
+                               RelayStart start) {
+    for (;;) {
+        if (!start.pending) {
+            deadline.arm(from.phase, from.timeout);
+            auto [rec, n] = co_await from.stream.read_some(from.buf, from.read_size, from.left);
+            end.timeout = deadline.timed_out(from.phase);
+            deadline.disarm();
+            const bool ended =
+                rec == boost::asio::error::eof || rec == boost::asio::ssl::error::stream_truncated;
+            if (ended && parser.need_eof()) {
+                boost::system::error_code eec;
+                parser.put_eof(eec);  // a body delimited by the close ends here
+            } else if (rec) {
+                end.step = RelayEnd::Step::read;
+                end.ec = rec;
+                co_return end;
+            } else {
+                from.buf.commit(n);
+                adapt_read_size(n, from.read_size);
+            }
+            std::size_t used = 0;
+            std::size_t done = 0;
+            bool over = false;
+            boost::system::error_code wec;
+            if (!parse_and_write(parser, from, to, framing, {}, out, end, used, over, wec, done))
+                co_return end;
+            if (over) {
+                if (after_write(parser, from, out, end, used, wec)) co_return end;
+                continue;
+            }
+            start = RelayStart{true, used, done};
+        }
+        // The rest of a write that did not go at once: back-pressure.
+        start.pending = false;
+        deadline.arm(to.phase, to.timeout);
+        auto [wec, n] = co_await to.stream.write_rest(out.iov, start.done);
+        end.timeout = deadline.timed_out(to.phase);
+        deadline.disarm();
+        end.written += n;
+        if (after_write(parser, from, out, end, start.used, wec)) co_return end;
+    }
+}
+
+#define DSGW_RELAY(isRequest)                                                                    \
+    template bool relay_at_once<isRequest>(RelayParser<isRequest>&, BodySource&, BodySink&,      \
+                                           Framing, std::string_view, WriteList&, RelayEnd&,     \
+                                           RelayStart&);                                         \
+    template net::Task<RelayEnd> relay_body<isRequest>(RelayParser<isRequest>&, BodySource,      \
+                                                       BodySink, Framing, Deadline&, WriteList&, \
+                                                       RelayEnd, RelayStart);
+DSGW_RELAY(true)
+DSGW_RELAY(false)
+#undef DSGW_RELAY
 
 }  // namespace dsgw::proxy

@@ -59,20 +59,31 @@ struct RelayEnd {
     std::uint64_t written = 0;   // bytes written to the sink
 };
 
-// Moves the body `parser` is reading from `from` to `to`, beginning with
-// what `from.buf` already holds and, in the first write, `first` (a response
-// head; empty for a request body). Ends when the parser is done, or at the
-// first error. An end of stream completes a body that runs to the close.
+// Where relay_at_once() stopped, for relay_body() to go on from.
+struct RelayStart {
+    bool pending = false;  // a write began and did not end at once
+    std::size_t used = 0;  // the source bytes it carries (consumed once it ends)
+    std::size_t done = 0;  // what of it went
+};
+
+// Moves the body `parser` is reading from `from` to `to`, re-framed as
+// `framing`, beginning with what `from.buf` already holds and, in the first
+// write, `first` (a response head; empty for a request body). Ends when the
+// parser is done, or at the first error; an end of stream completes a body
+// that runs to the close.
+//
+// relay_at_once() is the first step, with no coroutine: it parses what is
+// buffered and writes it at once. True when that ended the relay (the usual
+// case for a small JSON answer, whose body came with its head), `end` saying
+// how; else relay_body() goes on from `start`, reading and writing with the
+// deadlines of `from` and `to`.
+template <bool isRequest>
+bool relay_at_once(RelayParser<isRequest>& parser, BodySource& from, BodySink& to, Framing framing,
+                   std::string_view first, WriteList& out, RelayEnd& end, RelayStart& start);
+
 template <bool isRequest>
 net::Task<RelayEnd> relay_body(RelayParser<isRequest>& parser, BodySource from, BodySink to,
-                               Framing framing, std::string_view first, Deadline& deadline,
-                               WriteList& out);
-
-extern template net::Task<RelayEnd> relay_body<true>(RelayParser<true>&, BodySource, BodySink,
-                                                     Framing, std::string_view, Deadline&,
-                                                     WriteList&);
-extern template net::Task<RelayEnd> relay_body<false>(RelayParser<false>&, BodySource, BodySink,
-                                                      Framing, std::string_view, Deadline&,
-                                                      WriteList&);
+                               Framing framing, Deadline& deadline, WriteList& out, RelayEnd end,
+                               RelayStart start);
 
 }  // namespace dsgw::proxy

@@ -228,24 +228,46 @@ void ServerBook::bytes_after_response(upstream::UpstreamServer* server, unsigned
             upstream_->name(), server->name(), status);
 }
 
+bool send_at_once(UpstreamSide& side, ClientSide& client, const balancer::PickContext& ctx,
+                  const std::vector<asio::const_buffer>& iov, SendStart& start) {
+    if (!try_lease(side, ctx)) return false;
+    auto* server = side.lease.get();
+    side.server_name = server->name();
+    start.leased = true;
+    side.conn = client.worker.pool().take(server);
+    if (!side.conn) return false;
+    start.wrote = true;
+    start.over = side.conn->stream->write_now(iov, start.ec, start.done);
+    if (!start.over || start.ec) return false;
+    ++side.conn->requests;
+    return true;
+}
+
 Task<std::optional<Failure>> connect_and_send(UpstreamSide& side, ClientSide& client,
                                               balancer::PickContext ctx,
                                               const std::vector<asio::const_buffer>& iov,
-                                              bool request_read) {
+                                              bool request_read, SendStart start) {
     const auto& ucfg = side.upstream->config();
     unsigned attempts = 0;
-    Failure last{502, !request_read, "upstream failed"};
+    std::optional<Failure> last;
     for (;;) {
-        ctx.now = Clock::now();
-        if (!try_lease(side, ctx)) {
-            // A retry that finds no other server answers with the last failure.
-            if (attempts > 0) co_return last;
-            auto failure = co_await wait_for_server(side, client, ctx, request_read);
-            if (failure) co_return failure;
+        if (start.leased) {
+            start.leased = false;  // send_at_once() leased it
+        } else {
+            ctx.now = Clock::now();
+            if (!try_lease(side, ctx)) {
+                // A retry that finds no other server answers with the last failure.
+                if (attempts > 0) {
+                    if (!last) last = Failure{502, !request_read, "upstream failed"};
+                    co_return *last;
+                }
+                auto failure = co_await wait_for_server(side, client, ctx, request_read);
+                if (failure) co_return failure;
+            }
+            side.server_name = side.lease->name();
+            side.conn = client.worker.pool().take(side.lease.get());
         }
         auto* server = side.lease.get();
-        side.server_name = server->name();
-        side.conn = client.worker.pool().take(server);
         const bool reused = side.conn != nullptr;
         if (!side.conn) {
             const auto open = co_await open_upstream(side, client, *server);
@@ -268,13 +290,22 @@ Task<std::optional<Failure>> connect_and_send(UpstreamSide& side, ClientSide& cl
                     side.lease.release();
                     continue;
                 }
-                co_return last;
+                co_return *last;
             }
         }
         auto& stream = *side.conn->stream;
         error_code ec;
         std::size_t done = 0;
-        if (!stream.write_now(iov, ec, done)) {
+        bool over = false;
+        if (start.wrote) {  // send_at_once() began it
+            start.wrote = false;
+            over = start.over;
+            ec = start.ec;
+            done = start.done;
+        } else {
+            over = stream.write_now(iov, ec, done);
+        }
+        if (!over) {
             client.deadline.arm(Phase::upstream_write, ucfg.timeouts.idle);
             auto [wec, n] = co_await stream.write_rest(iov, done);
             client.deadline.disarm();

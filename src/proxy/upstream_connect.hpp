@@ -81,15 +81,31 @@ struct UpstreamSide {
     void finish(bool reusable, unsigned status, upstream::UpstreamPool& pool);
 };
 
+// Where send_at_once() stopped, for connect_and_send() to go on from.
+struct SendStart {
+    bool leased = false;  // side.lease holds a server (and side.conn a pooled
+                          // connection to it, if the pool had one)
+    bool wrote = false;   // the write to side.conn began
+    bool over = false;    // ... and ended: all of it went, or `ec`
+    boost::system::error_code ec;
+    std::size_t done = 0;  // what of it went
+};
+
+// The usual case, with no coroutine: a server with room, a pooled
+// connection to it, and `iov` written at once. True when it went so; else
+// connect_and_send() goes on from `start`.
+bool send_at_once(UpstreamSide& side, ClientSide& client, const balancer::PickContext& ctx,
+                  const std::vector<boost::asio::const_buffer>& iov, SendStart& start);
+
 // Leases a server (or queues for one), takes a pooled connection or opens
 // one, and writes `iov` (the rewritten head and the body bytes at hand) to
-// it. A connect failure, or a write that fails on a pooled connection the
-// server had closed, is retried on another server up to `retries` times:
-// in both the request cannot have reached a server. Returns the failure that
-// ended the exchange (with no status when the client left), or nothing:
-// then side.lease and side.conn hold the server and its connection.
+// it, going on from where send_at_once() stopped. A connect failure, or a write that fails on a
+// pooled connection the server had closed, is retried on another server up to `retries` times: in
+// both the request cannot have reached a server. Returns the failure that ended the exchange (with
+// no status when the client left), or nothing: then side.lease and side.conn hold the server and
+// its connection.
 net::Task<std::optional<Failure>> connect_and_send(
     UpstreamSide& side, ClientSide& client, balancer::PickContext ctx,
-    const std::vector<boost::asio::const_buffer>& iov, bool request_read);
+    const std::vector<boost::asio::const_buffer>& iov, bool request_read, SendStart start);
 
 }  // namespace dsgw::proxy
