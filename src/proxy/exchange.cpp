@@ -130,25 +130,25 @@ Task<bool> Exchange::send_continue() {
 
 // The rewritten head and the body bytes at hand go to a server in one write;
 // then the rest of the body, piece by piece. False when the exchange failed.
-Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
+// The request framing (chunked if the client sent chunked, Content-Length if
+// it sent one, else none). True when the client waits for a 100 Continue.
+bool Exchange::frame_request() {
     outcome_.keep_alive = req_->keep_alive();
-    const auto& head = req_->head();
     if (req_->chunked())
         req_framing_ = Framing::chunked;
     else if (req_->content_length())
         req_framing_ = Framing::content_length;
     else
         req_framing_ = Framing::none;
+    const auto& head = req_->head();
+    return !req_->is_done() && head.version() >= 11 &&
+           beast::iequals(head[Known::expect], "100-continue");
+}
 
-    if (!req_->is_done() && head.version() >= 11 &&
-        beast::iequals(head[Known::expect], "100-continue")) {
-        const bool sent = co_await send_continue();
-        if (!sent) {
-            client_.on_gone();
-            co_return false;
-        }
-    }
-
+// The rewritten head, and the body bytes that came with it, framed in out_
+// for one write. False when those bytes are refused.
+bool Exchange::build_request() {
+    const auto& head = req_->head();
     head_out_.clear();
     ForwardContext fctx{client_.ip_text, client_.stream.tls() ? "https" : "http",
                         head[Known::host]};
@@ -164,35 +164,39 @@ Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
     build_upstream_request_head(head, fctx, req_framing_, req_->content_length().value_or(0),
                                 head_out_);
 
-    // Body bytes that came with the head go out in the same write.
     req_->eager(true);
     req_->clear_pieces();
     error_code ec;
     pending_consume_ = parse_buffered(*req_, client_.buf, ec);
     if (ec) {
         fail(reply_to_bad_request(ec));  // a framing error in the body at hand
-        co_return false;
+        return false;
     }
     out_.iov.clear();
     out_.iov.emplace_back(head_out_.data(), head_out_.size());
     out_.add_body(req_framing_, req_->is_done(), req_->pieces(), req_->piece_bytes());
+    return true;
+}
 
-    std::optional<Failure> failure;
-    SendStart sending;
-    if (!send_at_once(up_, client_, ctx, out_.iov, sending))
-        failure = co_await connect_and_send(up_, client_, ctx, out_.iov, req_->is_done(), sending);
-    // The body bytes that went with the head (or that the failure answers).
+// The body bytes that went with the head (or that a failure answers) are
+// consumed.
+void Exchange::request_sent() {
     client_.buf.consume(pending_consume_);
     outcome_.bytes_in += pending_consume_;
     pending_consume_ = 0;
     outcome_.server = up_.server_name;
-    if (failure) {
-        fail(std::move(*failure));
-        co_return false;
-    }
-    req_->clear_pieces();
-    if (req_->is_done()) co_return true;
+}
 
+// connect_and_send(), when send_at_once() could not do it all.
+Task<bool> Exchange::send_slowly(const balancer::PickContext& ctx, SendStart sending) {
+    auto failure = co_await connect_and_send(up_, client_, ctx, out_.iov, req_->is_done(), sending);
+    if (!failure) co_return true;
+    fail(std::move(*failure));
+    co_return false;
+}
+
+// The rest of the request body, piece by piece.
+Task<bool> Exchange::send_body() {
     const auto& limits = client_.rt->config->limits;
     BodySource from{client_.stream, client_.buf,         client_.read_size,
                     nullptr,        Phase::request_body, limits.client_idle};
@@ -217,6 +221,32 @@ Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
         fail({502, true, "upstream failed while the request was sent"});
     }
     co_return false;
+}
+
+// The rewritten head and the body bytes at hand go to a server in one write;
+// then the rest of the body. False when the exchange failed. The usual
+// request costs no coroutine beyond this one: see send_at_once().
+Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
+    if (frame_request()) {
+        const bool sent = co_await send_continue();
+        if (!sent) {
+            client_.on_gone();
+            co_return false;
+        }
+    }
+    if (!build_request()) co_return false;
+    SendStart sending;
+    bool sent = send_at_once(up_, client_, ctx, out_.iov, sending);
+    if (!sent) {
+        const bool ok = co_await send_slowly(ctx, sending);
+        sent = ok;
+    }
+    request_sent();
+    if (!sent) co_return false;
+    req_->clear_pieces();
+    if (req_->is_done()) co_return true;
+    const bool body = co_await send_body();
+    co_return body;
 }
 
 // ---- relay ------------------------------------------------------------------
@@ -339,13 +369,9 @@ Framing Exchange::choose_response_framing() const {
 // it ended cleanly (the upstream connection may be reused). While it is
 // awaited and relayed, a client that hangs up closes the upstream connection
 // at once, so the inference server stops generating.
-Task<bool> Exchange::relay() {
-    client_.watch_soon();
-    const bool head_ok = co_await read_response_head();
-    if (!head_ok) {
-        client_.stop_watch();
-        co_return false;
-    }
+// The response head is in: the server's bookkeeping and metrics, the framing
+// towards the client, the rewritten head in head_out_.
+Framing Exchange::begin_response() {
     const auto framing = choose_response_framing();
     if (framing == Framing::close) outcome_.keep_alive = false;
     if (client_.worker.draining() || client_.last_request) outcome_.keep_alive = false;
@@ -365,22 +391,16 @@ Task<bool> Exchange::relay() {
         // A long stream: keep no idle client buffer for its lifetime.
         if (client_.buf.size() == 0) client_.buf.shrink_to_fit();
     }
+    return framing;
+}
 
-    const auto& ucfg = up_.upstream->config();
-    auto& conn = *up_.conn;
-    BodySource from{*conn.stream, conn.buffer,          conn.read_size,
-                    &conn.inq,    Phase::response_body, ucfg.timeouts.idle};
-    BodySink to{client_.stream, Phase::client_write, client_.rt->config->limits.client_idle};
-    RelayEnd end;
-    RelayStart start;
-    // A small answer whose body came with its head goes without a coroutine.
-    if (!relay_at_once(*res_, from, to, framing, head_out_, out_, end, start))
-        end = co_await relay_body(*res_, from, to, framing, client_.deadline, out_, end, start);
+// How the body relay ended. True when cleanly.
+bool Exchange::end_response(const RelayEnd& end) {
     outcome_.bytes_out += end.written;
     if (end.sent_any) outcome_.response_started = true;
     if (end.step == RelayEnd::Step::write) client_.on_gone();
     client_.stop_watch();
-    if (end.step == RelayEnd::Step::done) co_return true;
+    if (end.step == RelayEnd::Step::done) return true;
     // The client saw a partial response: it must not take it as whole.
     outcome_.keep_alive = false;
     if (end.step == RelayEnd::Step::parse) {
@@ -394,7 +414,48 @@ Task<bool> Exchange::relay() {
             {});
     }
     up_.abort();
-    co_return false;
+    return false;
+}
+
+// The response: head, then each body piece as soon as it is read. True when
+// it ended cleanly (the upstream connection may be reused). While it is
+// awaited and relayed, a client that hangs up closes the upstream connection
+// at once, so the inference server stops generating.
+Task<bool> Exchange::relay() {
+    client_.watch_soon();
+    const bool head_ok = co_await read_response_head();
+    if (!head_ok) {
+        client_.stop_watch();
+        co_return false;
+    }
+    // A small answer whose body came with its head goes without a coroutine.
+    if (relay_at_once_()) co_return end_response(relayed_);
+    const bool clean = co_await relay_rest();
+    co_return clean;
+}
+
+// The first step of the body relay (relay_at_once()), from this object's
+// state: relay()'s own frame stays small (see exchange.hpp).
+bool Exchange::relay_at_once_() {
+    framing_ = begin_response();
+    relayed_ = RelayEnd{};
+    relay_start_ = RelayStart{};
+    auto& conn = *up_.conn;
+    BodySource from{*conn.stream, conn.buffer,          conn.read_size,
+                    &conn.inq,    Phase::response_body, up_.upstream->config().timeouts.idle};
+    BodySink to{client_.stream, Phase::client_write, client_.rt->config->limits.client_idle};
+    return relay_at_once(*res_, from, to, framing_, head_out_, out_, relayed_, relay_start_);
+}
+
+// The rest of the body, as it comes (a stream).
+Task<bool> Exchange::relay_rest() {
+    auto& conn = *up_.conn;
+    BodySource from{*conn.stream, conn.buffer,          conn.read_size,
+                    &conn.inq,    Phase::response_body, up_.upstream->config().timeouts.idle};
+    BodySink to{client_.stream, Phase::client_write, client_.rt->config->limits.client_idle};
+    relayed_ = co_await relay_body(*res_, from, to, framing_, client_.deadline, out_, relayed_,
+                                   relay_start_);
+    co_return end_response(relayed_);
 }
 
 // ---- finish -----------------------------------------------------------------

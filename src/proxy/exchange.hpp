@@ -80,6 +80,18 @@ private:
     net::Task<bool> forward(const balancer::PickContext& ctx);
     net::Task<bool> relay();
 
+    // Their steps. The coroutines keep few locals: GCC puts every local of
+    // a coroutine in its frame, and Asio recycles frames up to ~1 KiB only.
+    bool frame_request();
+    bool build_request();
+    void request_sent();
+    net::Task<bool> send_slowly(const balancer::PickContext& ctx, SendStart sending);
+    net::Task<bool> send_body();
+    Framing begin_response();
+    bool relay_at_once_();
+    net::Task<bool> relay_rest();
+    bool end_response(const RelayEnd& end);
+
     net::Task<bool> send_continue();
     net::Task<bool> read_response_head();
     net::Task<bool> forward_interim();
@@ -117,6 +129,9 @@ private:
     std::string head_out_;
     std::string reply_;
     WriteList out_;
+    Framing framing_ = Framing::none;  // of the response towards the client
+    RelayEnd relayed_;                 // how the response body's relay ended
+    RelayStart relay_start_;
     Outcome outcome_;
     std::string forwarded_for_;   // X-Forwarded-For to send (behind trusted proxies)
     bool sent_continue_ = false;  // our own 100 Continue went to the client
