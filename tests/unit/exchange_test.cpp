@@ -1,5 +1,6 @@
-// One client connection's exchanges (src/proxy/session.cpp), driven step by
-// step in-process (exchange_fixture.hpp): retries, HEAD, interim responses,
+// One client connection's exchanges (src/proxy/connection.cpp and
+// exchange.cpp), driven step by step in-process (exchange_fixture.hpp):
+// retries, HEAD, interim responses,
 // 100-continue, the per-phase timeouts on the fake clock, client hang-ups and
 // every reply the gateway makes itself.
 

@@ -74,7 +74,7 @@ public:
     unsigned index() const { return index_; }
     boost::asio::io_context& io() override { return io_; }
     upstream::UpstreamPool& pool() { return pool_; }
-    // Client watches wait here before they are armed (see proxy/session.cpp).
+    // Client watches wait here before they are armed (see proxy/connection.cpp).
     util::DelayQueue& watch_queue() { return watch_queue_; }
     // Blocks for the sessions' per-exchange arenas, recycled on this thread.
     std::pmr::memory_resource& header_memory() { return header_memory_; }

@@ -1,6 +1,6 @@
 #pragma once
-// One client connection: read a request, forward it upstream, stream the
-// response back, repeat while keep-alive lasts. See session.cpp for the flow.
+// The entry to the request path: one client connection (proxy/connection.cpp)
+// and its exchanges, one per request (proxy/exchange.hpp).
 
 #include "deepseek_gateway/access/admission.hpp"
 
