@@ -8,8 +8,9 @@
 //   route    the upstream, and what the balancer picks a server by
 //   forward  100-continue, the rewritten head, a server and a connection
 //            (upstream_connect.cpp), then the rest of the request body
-//   relay    the response head, interim responses, the body (relay.cpp)
-//   finish   the one end of every exchange (outcome.cpp): local reply,
+//   relay    the response head, interim responses, the body (respond.cpp,
+//            with the body loop of relay.cpp)
+//   finish   the one end of every exchange (exchange.cpp, outcome.cpp): local reply,
 //            ejection and metrics, keep-alive, the pool, the access log
 //
 // A phase that fails records a Failure and the exchange goes to finish.
@@ -74,7 +75,7 @@ private:
     net::Task<bool> admit_client();
     std::optional<std::string_view> check_request_shape();
 
-    // ---- the other phases (exchange.cpp) ----
+    // ---- inspect, route, forward (exchange.cpp); relay (respond.cpp) ----
     void inspect() {}
     balancer::PickContext route();
     net::Task<bool> forward(const balancer::PickContext& ctx);
