@@ -68,7 +68,6 @@ private:
     Phase phase_ = Phase::none;
     Phase timed_out_ = Phase::none;
     bool waiting_ = false;
-    bool stopped_ = false;
     std::uint64_t generation_ = 0;
 };
 

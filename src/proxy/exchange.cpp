@@ -120,8 +120,6 @@ Task<bool> Exchange::send_continue() {
     co_return true;
 }
 
-// The rewritten head and the body bytes at hand go to a server in one write;
-// then the rest of the body, piece by piece. False when the exchange failed.
 // The request framing (chunked if the client sent chunked, Content-Length if
 // it sent one, else none). True when the client waits for a 100 Continue.
 bool Exchange::frame_request() {

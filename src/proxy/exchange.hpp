@@ -89,7 +89,9 @@ private:
     net::Task<bool> send_slowly(const balancer::PickContext& ctx, SendStart sending);
     net::Task<bool> send_body();
     Framing begin_response();
-    bool relay_at_once_();
+    BodySource response_source();
+    BodySink response_sink();
+    bool relay_buffered();
     net::Task<bool> relay_rest();
     bool end_response(const RelayEnd& end);
 

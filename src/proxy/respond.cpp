@@ -201,32 +201,36 @@ Task<bool> Exchange::relay() {
         co_return false;
     }
     // A small answer whose body came with its head goes without a coroutine.
-    if (relay_at_once_()) co_return end_response(relayed_);
+    if (relay_buffered()) co_return end_response(relayed_);
     const bool clean = co_await relay_rest();
     co_return clean;
 }
 
+// The response body goes from the upstream connection to the client.
+BodySource Exchange::response_source() {
+    auto& conn = *up_.conn;
+    return {*conn.stream, conn.buffer,          conn.read_size,
+            &conn.inq,    Phase::response_body, up_.upstream->config().timeouts.idle};
+}
+BodySink Exchange::response_sink() {
+    return {client_.stream, Phase::client_write, client_.rt->config->limits.client_idle};
+}
+
 // The first step of the body relay (relay_at_once()), from this object's
 // state: relay()'s own frame stays small (see exchange.hpp).
-bool Exchange::relay_at_once_() {
+bool Exchange::relay_buffered() {
     framing_ = begin_response();
     relayed_ = RelayEnd{};
     relay_start_ = RelayStart{};
-    auto& conn = *up_.conn;
-    BodySource from{*conn.stream, conn.buffer,          conn.read_size,
-                    &conn.inq,    Phase::response_body, up_.upstream->config().timeouts.idle};
-    BodySink to{client_.stream, Phase::client_write, client_.rt->config->limits.client_idle};
+    auto from = response_source();
+    auto to = response_sink();
     return relay_at_once(*res_, from, to, framing_, head_out_, out_, relayed_, relay_start_);
 }
 
 // The rest of the body, as it comes (a stream).
 Task<bool> Exchange::relay_rest() {
-    auto& conn = *up_.conn;
-    BodySource from{*conn.stream, conn.buffer,          conn.read_size,
-                    &conn.inq,    Phase::response_body, up_.upstream->config().timeouts.idle};
-    BodySink to{client_.stream, Phase::client_write, client_.rt->config->limits.client_idle};
-    relayed_ = co_await relay_body(*res_, from, to, framing_, client_.deadline, out_, relayed_,
-                                   relay_start_);
+    relayed_ = co_await relay_body(*res_, response_source(), response_sink(), framing_,
+                                   client_.deadline, out_, relayed_, relay_start_);
     co_return end_response(relayed_);
 }
 
