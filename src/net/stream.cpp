@@ -21,8 +21,6 @@ using error_code = boost::system::error_code;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<Executor>{});
-
 // What a write that went at once left: `iov` after its first `skip` bytes,
 // written by Asio. A coroutine so that the copy of the list lives on.
 Task<IoResult> write_tail(Socket& s, std::span<const asio::const_buffer> iov, std::size_t skip) {

@@ -43,7 +43,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using net::Task;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<net::Executor>{});
+using net::nothrow;
 
 // Lingering close (docs/security.md): after answering a request it has not
 // read to its end, the gateway half-closes and reads what the client still

@@ -26,7 +26,7 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 using net::Task;
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<net::Executor>{});
+using net::nothrow;
 
 // A server that sends bytes past its responses is warned about this often.
 constexpr auto kProtocolWarningEvery = std::chrono::seconds(60);

@@ -22,7 +22,7 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto nothrow = asio::as_tuple(asio::use_awaitable_t<net::Executor>{});
+using net::nothrow;
 
 ServerStream* owner(BIO* b) {
     return static_cast<ServerStream*>(BIO_get_data(b));

@@ -4,9 +4,11 @@
 // so that each completion resumes its coroutine without going through the
 // type erasure (no any_executor copies, no indirect calls).
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 namespace dsgw::net {
 
@@ -14,5 +16,9 @@ using Executor = boost::asio::io_context::executor_type;
 using Socket = boost::asio::basic_stream_socket<boost::asio::ip::tcp, Executor>;
 template <class T>
 using Task = boost::asio::awaitable<T, Executor>;
+
+// The completion token of the request path: `co_await op(nothrow)` gives the
+// error code with the result, as a tuple, instead of throwing.
+inline constexpr auto nothrow = boost::asio::as_tuple(boost::asio::use_awaitable_t<Executor>{});
 
 }  // namespace dsgw::net
