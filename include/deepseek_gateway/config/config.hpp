@@ -76,6 +76,18 @@ struct UpstreamTlsConfig {
     CertKeyPair client;       // optional client certificate (both empty: none)
 };
 
+// listeners[].routes[] (SPEC §8): where a request goes by its JSON body's
+// top-level "model" and its path. The first route whose match fits wins.
+struct RouteConfig {
+    std::string name;                   // label in metrics and logs; "route-N" (1-based) by default
+    std::vector<std::string> models;    // match.model: shell globs (fnmatch); empty: any request
+    std::string path;                   // match.path: a path prefix; empty: any path
+    std::string upstream;               // name of an entry in Config::upstreams
+    std::size_t upstream_index = 0;     // its index there
+    std::string rewrite_model;          // the name sent upstream; empty: the client's
+    std::vector<std::string> api_keys;  // key names allowed (listener auth); empty: every client
+};
+
 struct ListenerConfig {
     std::string name;
     HostPort address;                     // host is an IP literal
@@ -83,8 +95,12 @@ struct ListenerConfig {
     AccessConfig access;
     AuthConfig auth;
     ListenerTlsConfig tls;
-    std::string upstream;                 // name of an entry in Config::upstreams
-    std::size_t upstream_index = 0;       // its index there
+    // The default upstream: name of an entry in Config::upstreams, and its
+    // index there. Optional with routes (empty: unmatched requests get 404).
+    std::string upstream;
+    std::size_t upstream_index = 0;
+    std::vector<RouteConfig> routes;
+    bool has_upstream() const { return !upstream.empty(); }
 };
 
 struct ServerConfig {
