@@ -71,11 +71,8 @@ std::optional<std::string> read_name(Map& m) {
         n->error("must not be empty");
         return std::nullopt;
     }
-    bool plain = s->size() <= 64 && std::all_of(s->begin(), s->end(), [](char c) {
-                     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                            (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
-                 });
-    if (!plain) n->error("must be 1-64 letters, digits, '_', '-' or '.' (got \"" + *s + "\")");
+    if (!plain_name(*s))
+        n->error("must be 1-64 letters, digits, '_', '-' or '.' (got \"" + *s + "\")");
     return s;
 }
 
@@ -224,6 +221,7 @@ struct ListenerRefs {
     std::optional<std::string> name;
     bool address_ok = false;
     std::optional<Node> upstream;  // the `upstream` key, when it is a string
+    std::vector<std::optional<Node>> route_upstreams;  // each route's, likewise
 };
 
 ListenerRefs read_listener(const Node& n, ListenerConfig& l) {
@@ -248,14 +246,19 @@ ListenerRefs read_listener(const Node& n, ListenerConfig& l) {
         }
     }
     read_access(*m, l.access);
-    if (auto u = m->require("upstream"))
+    // With routes, the default upstream is optional: unmatched requests get 404.
+    auto routes = m->get("routes");
+    const bool routed = routes && routes->raw().IsSequence() && routes->raw().size() > 0;
+    if (auto u = routed ? m->get("upstream") : m->require("upstream"))
         if (auto name = u->as_string()) {
             l.upstream = *name;
             refs.upstream = u;
         }
     if (auto t = m->get("tls")) read_listener_tls(*t, l.tls);
-    if (auto au = m->get("auth")) read_auth(*au, l.auth);
-    m->not_supported("routes");
+    auto au = m->get("auth");
+    if (au) read_auth(*au, l.auth);
+    // After auth: a route's api_keys are names from its keys file.
+    if (routes) read_routes(*routes, au ? &l.auth : nullptr, l.routes, refs.route_upstreams);
     m->finish();
     return refs;
 }
@@ -415,21 +418,27 @@ void link_upstreams(Config& c, const std::vector<ListenerRefs>& refs,
     // repeat that error.
     bool all_named = upstreams_readable && known.size() == upstream_names.size();
     std::vector<bool> used(c.upstreams.size(), false);
-    for (std::size_t i = 0; i < c.listeners.size(); ++i) {
-        if (!refs[i].upstream) continue;
-        auto& l = c.listeners[i];
-        auto it = std::find(upstream_names.begin(), upstream_names.end(), l.upstream);
+    // `key` names `name`; its index goes to `index`.
+    auto link = [&](const std::optional<Node>& key, const std::string& name, std::size_t& index) {
+        if (!key) return;
+        auto it = std::find(upstream_names.begin(), upstream_names.end(), name);
         if (it != upstream_names.end()) {
-            l.upstream_index = static_cast<std::size_t>(it - upstream_names.begin());
-            used[l.upstream_index] = true;
+            index = static_cast<std::size_t>(it - upstream_names.begin());
+            used[index] = true;
         } else if (all_named) {
-            std::string reason = "no upstream named \"" + l.upstream + "\"";
-            if (auto m = yaml::closest_match(l.upstream, known))
+            std::string reason = "no upstream named \"" + name + "\"";
+            if (auto m = yaml::closest_match(name, known))
                 reason += " (did you mean \"" + *m + "\"?)";
             else
                 reason += " (upstreams: " + yaml::join(known) + ")";
-            refs[i].upstream->error(reason);
+            key->error(reason);
         }
+    };
+    for (std::size_t i = 0; i < c.listeners.size(); ++i) {
+        auto& l = c.listeners[i];
+        link(refs[i].upstream, l.upstream, l.upstream_index);
+        for (std::size_t r = 0; r < l.routes.size(); ++r)
+            link(refs[i].route_upstreams[r], l.routes[r].upstream, l.routes[r].upstream_index);
     }
     for (std::size_t i = 0; i < c.upstreams.size(); ++i) {
         if (!used[i] && upstream_names[i])
@@ -529,6 +538,13 @@ std::size_t count_documents(const std::string& text, std::size_t bound) {
 }
 
 }  // namespace
+
+bool plain_name(std::string_view name) {
+    return !name.empty() && name.size() <= 64 && std::all_of(name.begin(), name.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-' || c == '.';
+    });
+}
 
 access::Policy AdminConfig::default_admin_access() {
     access::Policy p;

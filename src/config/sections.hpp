@@ -24,4 +24,17 @@ void read_trusted_proxies(yaml::Map& access, AccessConfig& a);
 // now; its errors read "listeners[0].auth.api_keys_file: FILE:LINE: reason".
 void read_auth(const yaml::Node& n, AuthConfig& auth);
 
+// listeners[].routes (load_routes.cpp), read after the listener's auth:
+// `auth` is null when the listener has no auth section (a route's api_keys
+// are then an error); when its keys file could not be read, key names are not
+// checked. Each route's `upstream` node (nothing when it is not a string) is
+// appended to `upstreams`, to be linked once the upstreams are known. Warns
+// about a route that an earlier one shadows completely.
+void read_routes(const yaml::Node& n, const AuthConfig* auth, std::vector<RouteConfig>& routes,
+                 std::vector<std::optional<yaml::Node>>& upstreams);
+
+// Names in logs and metric labels: 1-64 letters, digits, '_', '-' or '.'
+// (load.cpp).
+bool plain_name(std::string_view name);
+
 }  // namespace dsgw::config

@@ -509,11 +509,6 @@ logging: {bogus_logging: 1}
         << joined(r.errors);
 }
 
-TEST(LoadConfig, LaterFeaturesAreRejectedNotIgnored) {
-    const std::string u = "name: u, servers: [{address: 127.0.0.1:9001}]";
-    expect_one_error(with(kListener + ", routes: []"), "listeners[0].routes: not supported yet");
-}
-
 TEST(LoadConfig, ResolveIntervalLoads) {
     const std::string u = "name: u, servers: [{address: localhost:9001}]";
     auto dflt = load_config_string(with(kListener, u));
