@@ -401,6 +401,7 @@ std::optional<MockStats> MockServer::stats() {
     s.last_peer_close_ns = num("last_peer_close_ns");
     if (const Json* v = j->get("request_ids"))
         for (const auto& e : v->arr) s.request_ids.push_back(e.str);
+    if (const Json* v = j->get("last_model"); v && v->is_string()) s.last_model = v->str;
     return s;
 }
 

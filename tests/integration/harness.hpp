@@ -371,6 +371,9 @@ struct MockStats {
     std::int64_t streams_cancelled = -1;
     std::int64_t last_peer_close_ns = 0;
     std::vector<std::string> request_ids;
+    // The "model" of the last completion request (decoded); none when it
+    // named none, or none came since the last reset.
+    std::optional<std::string> last_model;
     std::string raw;
 };
 

@@ -30,7 +30,12 @@ struct CompletionFields {
   bool stream = false;
   // Raw (still escaped) contents of the "model" string, or empty.
   std::string_view model;
+  bool model_given = false;  // a string "model" was present (maybe empty)
 };
+
+// Decode the raw contents of a JSON string (as CompletionFields::model holds
+// them) into UTF-8. Returns false on a bad escape.
+bool json_unescape(std::string_view raw, std::string& out);
 
 // Scan the top level of a JSON object. Returns false on malformed input.
 // An empty (or all-whitespace) body is accepted and yields the defaults.

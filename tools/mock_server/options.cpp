@@ -10,7 +10,7 @@ constexpr std::string_view kUsage =
     "usage: deepseek-mock-server [--listen HOST:PORT] [--id NAME] [--threads N]\n"
     "         [--tokens N] [--token-delay-ms N] [--first-token-delay-ms N]\n"
     "         [--fail-status CODE] [--close-after-tokens N] [--hang]\n"
-    "         [--response-bytes N] [--idle-close-ms N] [--quiet]\n"
+    "         [--response-bytes N] [--idle-close-ms N] [--models NAME[,NAME...]] [--quiet]\n"
     "         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
     "  --listen HOST:PORT        address to bind (default 127.0.0.1:0); IPv6 as [::1]:0\n"
     "  --id NAME                 server id in X-Mock-Server and in JSON (default: the port)\n"
@@ -23,6 +23,8 @@ constexpr std::string_view kUsage =
     "  --idle-close-ms N         close a keep-alive connection idle for N ms (default 0: never)\n"
     "  --hang                    read requests but never answer them\n"
     "  --response-bytes N        pad non-streaming completion JSON to about N bytes\n"
+    "  --models NAME[,NAME...]   models served and listed at /v1/models; others get 404\n"
+    "                            (default: list deepseek-mock, accept any model)\n"
     "  --quiet                   no log lines on stderr\n"
     "  --tls-cert FILE           serve HTTPS with this PEM certificate (chain); needs --tls-key\n"
     "  --tls-key FILE            PEM private key of --tls-cert\n"
@@ -58,6 +60,35 @@ bool parse_listen(std::string_view s, Options& o, std::string& err) {
   o.listen_host = host == "localhost" ? "127.0.0.1" : std::string(host);
   o.listen_port = static_cast<std::uint16_t>(p);
   return true;
+}
+
+// NAME[,NAME...]: visible ASCII names (a '"' or '\\' would need escaping in
+// the JSON the server writes), none empty, none twice.
+bool parse_models(std::string_view s, std::vector<std::string>& out, std::string& err) {
+  out.clear();
+  for (;;) {
+    const auto comma = s.find(',');
+    const std::string_view name = s.substr(0, comma);
+    bool visible = !name.empty();
+    for (char c : name) {
+      const auto u = static_cast<unsigned char>(c);
+      if (u < 0x21 || u > 0x7e || c == '"' || c == '\\') visible = false;
+    }
+    if (!visible) {
+      err = "--models: expected NAME[,NAME...] of visible ASCII characters other than '\"' "
+            "and '\\' (got \"" + std::string(name) + "\")";
+      return false;
+    }
+    for (const auto& seen : out) {
+      if (seen == name) {
+        err = "--models: \"" + std::string(name) + "\" given twice";
+        return false;
+      }
+    }
+    out.emplace_back(name);
+    if (comma == std::string_view::npos) return true;
+    s.remove_prefix(comma + 1);
+  }
 }
 
 }  // namespace
@@ -158,6 +189,10 @@ ParseResult parse_options(int argc, char** argv) {
     } else if (flag("--response-bytes")) {
       if (!number(0, kMaxResponseBytes, n, err)) return bad(err);
       o.response_bytes = n;
+    } else if (flag("--models")) {
+      std::string_view v;
+      if (!take(v) || v.empty()) return bad("--models: missing value");
+      if (!parse_models(v, o.models, err)) return bad(err);
     } else if (flag("--tls-cert") || flag("--tls-key") || flag("--tls-client-ca")) {
       std::string_view v;
       if (!take(v) || v.empty()) return bad(std::string(arg) + ": missing value");

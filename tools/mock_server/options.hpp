@@ -23,6 +23,10 @@ struct Options {
   std::uint32_t idle_close_ms = 0;         // 0: keep idle connections open
   std::uint64_t response_bytes = 0;        // 0: natural size
   bool quiet = false;
+  // --models: the models served and listed at GET /v1/models; a completion
+  // naming another gets vLLM's 404. Empty: "deepseek-mock" is listed and any
+  // model is accepted.
+  std::vector<std::string> models;
   // HTTPS on the listen address when both are set (PEM files).
   std::string tls_cert;
   std::string tls_key;

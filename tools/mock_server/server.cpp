@@ -14,6 +14,7 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <cstdio>
@@ -685,13 +686,28 @@ asio::awaitable<bool> Session<Stream>::completion(Parser& p, bool chat, const Pl
     inflight.release();
     co_return co_await write_out();
   }
+  stats_.record_model(fields.model, fields.model_given);
   if (plan.hang) co_return co_await hang();
   if (plan.fail_status != 0) {
     error(plan.fail_status, "mock failure (status " + std::to_string(plan.fail_status) + ")");
     inflight.release();
     co_return co_await write_out();
   }
-  model_ = fields.model.empty() || fields.model.size() > 256 ? kDefaultModel : fields.model;
+  if (!fields.model.empty()) {
+    // vLLM's answer to a model it does not serve (--models only). An empty
+    // or missing "model" means the served one, as in vLLM.
+    std::string decoded;
+    if (!json_unescape(fields.model, decoded) || !srv_.serves(decoded)) {
+      scratch_json_ = "{\"error\":{\"message\":\"The model `";
+      scratch_json_ += fields.model;
+      scratch_json_ +=
+          "` does not exist.\",\"type\":\"NotFoundError\",\"param\":\"model\",\"code\":404}}";
+      simple(404, "application/json", scratch_json_);
+      inflight.release();
+      co_return co_await write_out();
+    }
+  }
+  model_ = fields.model.empty() || fields.model.size() > 256 ? srv_.default_model() : fields.model;
   if (fields.stream) co_return co_await stream(chat, plan, inflight);
   co_return co_await unary(chat, plan, inflight);
 }
@@ -875,10 +891,17 @@ Server::Server(const Options& opt, std::string id) : opt_(opt), id_(std::move(id
   append_json_escaped(id_json_, id_);
   build_content(default_content_, opt_.tokens);
   health_body_ = "{\"status\":\"ok\"}";
-  models_body_ =
-      "{\"object\":\"list\",\"data\":[{\"id\":\"deepseek-mock\",\"object\":\"model\","
-      "\"created\":0,\"owned_by\":\"deepseek-mock\",\"system_fingerprint\":\"" + id_json_ +
-      "\"}]}";
+  // OpenAI's list shape, one entry per --models name (checked to need no
+  // escaping), or the one default model.
+  models_body_ = "{\"object\":\"list\",\"data\":[";
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, opt_.models.size()); ++i) {
+    if (i > 0) models_body_ += ',';
+    models_body_ += "{\"id\":\"";
+    models_body_ += opt_.models.empty() ? kDefaultModel : std::string_view(opt_.models[i]);
+    models_body_ += "\",\"object\":\"model\",\"created\":0,\"owned_by\":\"deepseek-mock\","
+                    "\"system_fingerprint\":\"" + id_json_ + "\"}";
+  }
+  models_body_ += "]}";
   auto whole = [&](const std::string& body) {
     std::string r = "HTTP/1.1 200 OK\r\nServer: deepseek-mock\r\nX-Mock-Server: " + id_ +
                     "\r\nContent-Type: application/json\r\nContent-Length: " +
@@ -887,6 +910,17 @@ Server::Server(const Options& opt, std::string id) : opt_(opt), id_(std::move(id
   };
   health_response_ = whole(health_body_);
   models_response_ = whole(models_body_);
+}
+
+bool Server::serves(std::string_view model) const {
+  if (opt_.models.empty()) return true;
+  for (const auto& m : opt_.models)
+    if (m == model) return true;
+  return false;
+}
+
+std::string_view Server::default_model() const {
+  return opt_.models.empty() ? kDefaultModel : std::string_view(opt_.models.front());
 }
 
 std::string_view Server::content_for(std::uint32_t tokens, std::string& scratch) const {

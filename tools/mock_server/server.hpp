@@ -39,6 +39,11 @@ class Server {
   const std::string& models_body() const { return models_body_; }
   const std::string& id_json() const { return id_json_; }
 
+  // --models: whether a completion may name `model` (decoded); always true
+  // without --models. The name answered for a request that names none.
+  bool serves(std::string_view model) const;
+  std::string_view default_model() const;
+
  private:
   Options opt_;
   boost::asio::ssl::context* tls_ = nullptr;

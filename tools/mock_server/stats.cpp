@@ -28,6 +28,12 @@ void Stats::record_request_id(std::string_view id) {
   }
 }
 
+void Stats::record_model(std::string_view raw, bool given) {
+  std::lock_guard lock(model_mutex_);
+  last_model_given_ = given;
+  last_model_.assign(raw);
+}
+
 void Stats::reset() {
   connections_accepted.store(0);
   requests.store(0);
@@ -42,6 +48,11 @@ void Stats::reset() {
   // in_flight is a gauge, like connections_open: it is not reset; the
   // high-water mark restarts from the current value.
   max_in_flight_.store(in_flight_.load());
+  {
+    std::lock_guard lock(model_mutex_);
+    last_model_given_ = false;
+    last_model_.clear();
+  }
   std::lock_guard lock(ids_mutex_);
   request_ids_.clear();
   request_ids_.shrink_to_fit();
@@ -73,6 +84,19 @@ std::string Stats::to_json(std::string_view server_id) {
   field("tls_handshakes", tls_handshakes.load());
   field("tls_handshake_errors", tls_handshake_errors.load());
   field("tls_sessions_reused", tls_sessions_reused.load());
+  {
+    std::lock_guard lock(model_mutex_);
+    out += ",\"last_model\":";
+    if (last_model_given_) {
+      // Raw JSON string contents from a body the scanner accepted: already
+      // valid inside quotes.
+      out += '"';
+      out += last_model_;
+      out += '"';
+    } else {
+      out += "null";
+    }
+  }
   std::lock_guard lock(ids_mutex_);
   field("request_ids_dropped", request_ids_dropped_);
   out += ",\"request_ids\":[";

@@ -40,6 +40,11 @@ class Stats {
 
   void record_request_id(std::string_view id);
 
+  // The "model" of the last completion request whose body was valid JSON:
+  // the raw contents of its JSON string, escapes kept; `given` false when it
+  // had none (shown as null).
+  void record_model(std::string_view raw, bool given);
+
   void reset();
   std::string to_json(std::string_view server_id);
 
@@ -49,6 +54,9 @@ class Stats {
   std::mutex ids_mutex_;
   std::vector<std::string> request_ids_;
   std::uint64_t request_ids_dropped_ = 0;
+  std::mutex model_mutex_;
+  bool last_model_given_ = false;
+  std::string last_model_;
 };
 
 // RAII: a request counted in in_flight until release() (called just before the
