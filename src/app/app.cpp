@@ -19,6 +19,7 @@
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/metrics/sample.hpp"
 #include "deepseek_gateway/upstream/health.hpp"
+#include "deepseek_gateway/upstream/models.hpp"
 #include "deepseek_gateway/upstream/resolver.hpp"
 
 #include <boost/asio/io_context.hpp>
@@ -79,6 +80,9 @@ struct App::Impl {
     std::vector<std::unique_ptr<Worker>> workers;
     // Active health checks: one prober for the process, on its own thread.
     std::unique_ptr<upstream::HealthChecker> health;
+    // The servers' model lists, for GET /v1/models on routed listeners; on
+    // its own thread.
+    std::unique_ptr<upstream::ModelLister> models;
     // Re-resolution of host names (resolve_interval), on its own thread.
     std::unique_ptr<upstream::Resolver> resolver;
     // /metrics, /healthz, /readyz, on worker 0's event loop.
@@ -206,6 +210,12 @@ int App::Impl::start() {
     for (auto& w : workers) w->start();
     health = std::make_unique<upstream::HealthChecker>();
     health->apply(runtime->upstream_set());
+    // The first lists come before "ready", so that GET /v1/models offers the
+    // servers' names from the first request on. Each server's answer is
+    // bounded by its upstream's health_check.timeout, and only upstreams
+    // that routes use are asked.
+    models = std::make_unique<upstream::ModelLister>();
+    models->apply(runtime->upstream_set()).wait();
     resolver = std::make_unique<upstream::Resolver>([this](upstream::AddressUpdate u) {
         asio::post(main_io, [this, u = std::move(u)]() mutable { apply_addresses(std::move(u)); });
     });
@@ -395,6 +405,7 @@ void App::Impl::apply_reload(ReloadPlan plan) {
     runtime = plan.runtime;
     access_log = plan.access_log;
     if (health) health->apply(runtime->upstream_set());
+    if (models) models->apply(runtime->upstream_set());
     if (resolver) resolver->apply(config);  // a reload resolved every name afresh
     // READY=1 waits until every worker serves new requests on the new
     // configuration, so `systemctl reload` returns when it is in effect.
@@ -596,6 +607,7 @@ int App::run() {
     d.main_io.run();
     if (d.resolver) d.resolver->stop();
     if (d.health) d.health->stop();
+    if (d.models) d.models->stop();
     for (auto& w : d.workers) w->stop();
     for (auto& w : d.workers) w->join();
     if (d.admin) d.admin->stop();

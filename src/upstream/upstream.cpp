@@ -3,6 +3,7 @@
 #include "deepseek_gateway/config/servers.hpp"
 #include "deepseek_gateway/tls/context.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace dsgw::upstream {
@@ -23,6 +24,26 @@ Upstream::Upstream(const config::UpstreamConfig& cfg,
     }
     if (cfg_.max_in_flight > 0)
         queue_ = std::make_unique<AdmissionQueue>(*balancer_, cfg_.queue.size);
+    update_models();
+}
+
+void Upstream::update_models() {
+    std::vector<std::string> all;
+    bool any = false;
+    for (const auto& s : servers_) {
+        if (auto ids = s->listed_models()) {
+            any = true;
+            all.insert(all.end(), ids->begin(), ids->end());
+        }
+    }
+    if (!any) {
+        models_.store(nullptr, std::memory_order_release);
+        return;
+    }
+    std::sort(all.begin(), all.end());
+    all.erase(std::unique(all.begin(), all.end()), all.end());
+    models_.store(std::make_shared<const std::vector<std::string>>(std::move(all)),
+                  std::memory_order_release);
 }
 
 bool Upstream::any_usable(Clock::time_point now) const {

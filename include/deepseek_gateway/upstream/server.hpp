@@ -2,7 +2,8 @@
 // One inference server of an upstream pool: its address and the little shared
 // state every worker thread reads and updates with atomics (in-flight count
 // and its cap, health, passive-ejection backoff, slow-start ramp). Nothing
-// here takes a lock.
+// on the request path takes a lock (the model list, read only to answer
+// GET /v1/models, is an atomic shared_ptr).
 
 #include <boost/asio/ip/tcp.hpp>
 
@@ -10,7 +11,9 @@
 #include <chrono>
 #include <cstdint>
 #include <limits>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace dsgw::upstream {
 
@@ -95,6 +98,16 @@ public:
         return last_warning_ns_.compare_exchange_strong(last, t, std::memory_order_relaxed);
     }
 
+    // The model ids this server lists at its own GET /v1/models (SPEC §8):
+    // its last good answer to the ModelLister (upstream/models.hpp); null
+    // until one came. Kept across a reload with the server.
+    std::shared_ptr<const std::vector<std::string>> listed_models() const {
+        return listed_models_.load(std::memory_order_acquire);
+    }
+    void set_listed_models(std::shared_ptr<const std::vector<std::string>> ids) {
+        listed_models_.store(std::move(ids), std::memory_order_release);
+    }
+
 private:
     friend class ServerLease;
     std::string name_;
@@ -111,6 +124,7 @@ private:
     std::atomic<std::int64_t> ramp_start_ns_{kNoRamp};
     static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
     std::atomic<std::int64_t> last_warning_ns_{kNever};
+    std::atomic<std::shared_ptr<const std::vector<std::string>>> listed_models_;
 };
 
 // Told when a server's in-flight slot frees, so a queued request can take it

@@ -11,7 +11,9 @@
 #include "deepseek_gateway/upstream/admission.hpp"
 #include "deepseek_gateway/upstream/server.hpp"
 
+#include <atomic>
 #include <memory>
+#include <string>
 #include <vector>
 
 namespace dsgw::tls {
@@ -43,12 +45,25 @@ public:
     unsigned failure_threshold() const { return cfg_.health_check.unhealthy_after; }
     bool any_usable(Clock::time_point now = Clock::now()) const;
 
+    // The model ids this upstream's servers list at their own GET /v1/models
+    // (SPEC §8): the union of their listed_models(), sorted, without
+    // duplicates; null while none has answered. Fetched only for upstreams
+    // that routes use (upstream/models.hpp). A new Upstream starts with the
+    // lists of the servers it keeps from the previous configuration.
+    std::shared_ptr<const std::vector<std::string>> models() const {
+        return models_.load(std::memory_order_acquire);
+    }
+    // Recomputes models() from the servers' lists: by the ModelLister after
+    // a server's list changed.
+    void update_models();
+
 private:
     const config::UpstreamConfig& cfg_;  // owned by the UpstreamSet's Config
     std::vector<std::shared_ptr<UpstreamServer>> servers_;
     std::unique_ptr<balancer::Balancer> balancer_;
     std::shared_ptr<tls::ClientContext> tls_;
     std::unique_ptr<AdmissionQueue> queue_;
+    std::atomic<std::shared_ptr<const std::vector<std::string>>> models_;
 };
 
 struct UpstreamSet {

@@ -1,0 +1,279 @@
+#include "deepseek_gateway/upstream/models.hpp"
+
+#include "deepseek_gateway/tls/context.hpp"
+
+#include <spdlog/spdlog.h>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/value.hpp>
+
+namespace dsgw::upstream {
+
+namespace {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using error_code = boost::system::error_code;
+constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
+
+// A list of models is a few KiB; a server that sends more is not listing.
+constexpr std::uint64_t kMaxBody = 4 << 20;
+// Names shown in the log line of a changed list.
+constexpr std::size_t kLoggedNames = 10;
+
+// Ready (its promise satisfied) when the last holder lets go: each server's
+// first fetch of a round holds it.
+struct Round {
+    std::promise<void> done;
+    ~Round() { done.set_value(); }
+};
+
+std::string host_of(const std::string& host_port) {
+    auto colon = host_port.rfind(':');
+    std::string h = host_port.substr(0, colon);
+    if (h.size() >= 2 && h.front() == '[') h = h.substr(1, h.size() - 2);
+    return h;
+}
+
+Clock::duration interval_of(const config::UpstreamConfig& cfg) {
+    return cfg.health_check.enabled ? Clock::duration(cfg.health_check.interval)
+                                    : Clock::duration(ModelLister::kDefaultInterval);
+}
+
+// GET /v1/models on an open stream. Returns "" with the body on a 200, else
+// why not.
+template <class Stream>
+asio::awaitable<std::string> get_list(Stream& s, const UpstreamServer& server, std::string& body) {
+    http::request<http::empty_body> req{http::verb::get, "/v1/models", 11};
+    req.set(http::field::host, server.authority());
+    req.set(http::field::user_agent, "deepseek-gateway-model-list");
+    req.set(http::field::accept, "application/json");
+    req.set(http::field::connection, "close");
+    auto [wec, wn] = co_await http::async_write(s, req, nothrow);
+    if (wec) co_return "write failed: " + wec.message();
+    beast::flat_buffer buffer;
+    http::response_parser<http::string_body> parser;
+    parser.body_limit(kMaxBody);
+    auto [rec, rn] = co_await http::async_read(s, buffer, parser, nothrow);
+    if (rec) co_return "no answer: " + rec.message();
+    if (parser.get().result_int() != 200)
+        co_return "status " + std::to_string(parser.get().result_int());
+    body = std::move(parser.get().body());
+    co_return std::string();
+}
+
+// One fetch, within health_check.timeout. Returns "" with the body, else why
+// it failed.
+asio::awaitable<std::string> fetch(const Upstream& up, const UpstreamServer& server,
+                                   std::string& body) {
+    const auto timeout = up.config().health_check.timeout;
+    auto ex = co_await asio::this_coro::executor;
+    // Shared with the deadline's handler: a deadline that expires as the
+    // answer completes runs its handler after this frame is gone, and
+    // cancel() cannot stop it any more.
+    struct Attempt {
+        explicit Attempt(const asio::any_io_executor& ex) : sock(ex) {}
+        tcp::socket sock;
+        bool expired = false;
+    };
+    auto attempt = std::make_shared<Attempt>(ex);
+    auto& sock = attempt->sock;
+    asio::steady_timer deadline(ex);
+    deadline.expires_after(timeout);
+    deadline.async_wait([attempt](error_code ec) {
+        if (ec) return;
+        attempt->expired = true;
+        error_code ignored;
+        attempt->sock.close(ignored);
+    });
+    std::string result;
+    auto [cec] = co_await sock.async_connect(server.endpoint(), nothrow);
+    if (cec) {
+        result = "connect failed: " + cec.message();
+    } else if (auto* tls = up.tls()) {
+        asio::ssl::stream<tcp::socket&> stream(sock, tls->context());
+        tls->prepare(stream.native_handle(), host_of(server.authority()));
+        auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::client, nothrow);
+        if (hec)
+            result = "TLS handshake failed: " + hec.message();
+        else
+            result = co_await get_list(stream, server, body);
+    } else {
+        result = co_await get_list(sock, server, body);
+    }
+    deadline.cancel();
+    if (attempt->expired) result = "no answer within " + std::to_string(timeout.count()) + " ms";
+    co_return result;
+}
+
+std::string some_names(const std::vector<std::string>& ids) {
+    std::string out;
+    for (std::size_t i = 0; i < ids.size() && i < kLoggedNames; ++i) {
+        if (i > 0) out += ", ";
+        out += ids[i];
+    }
+    if (ids.size() > kLoggedNames) out += ", ...";
+    return out;
+}
+
+// A good answer: the server's list and its upstream's union, when it changed.
+void record(Upstream& up, UpstreamServer& server, std::vector<std::string> ids, bool was_failing) {
+    auto previous = server.listed_models();
+    if (was_failing)
+        spdlog::info("upstream {} server {}: GET /v1/models answers again", up.name(),
+                     server.name());
+    if (previous && *previous == ids) return;
+    spdlog::info("upstream {} server {}: lists {} model(s){}{}", up.name(), server.name(),
+                 ids.size(), ids.empty() ? "" : ": ", some_names(ids));
+    server.set_listed_models(std::make_shared<const std::vector<std::string>>(std::move(ids)));
+    up.update_models();
+}
+
+// `failing`: whether the server's last fetch failed, kept across reloads (a
+// reload does not repeat the warning).
+asio::awaitable<void> list_loop(std::shared_ptr<const UpstreamSet> set, Upstream* up,
+                                UpstreamServer* server, std::shared_ptr<bool> failing_state,
+                                std::shared_ptr<std::uint64_t> gen, std::uint64_t my_gen,
+                                std::shared_ptr<void> round) {
+    auto ex = co_await asio::this_coro::executor;
+    asio::steady_timer pause(ex);
+    bool& failing = *failing_state;
+    while (*gen == my_gen) {
+        std::string body;
+        auto why = co_await fetch(*up, *server, body);
+        if (*gen != my_gen) break;
+        std::optional<std::vector<std::string>> ids;
+        if (why.empty()) ids = parse_model_list(body, why);
+        if (ids) {
+            record(*up, *server, std::move(*ids), failing);
+            failing = false;
+        } else if (!failing) {
+            failing = true;
+            const auto kept = server->listed_models();
+            spdlog::warn(
+                "upstream {} server {}: GET /v1/models failed: {}; {}", up->name(), server->name(),
+                why,
+                kept ? "its previous list of " + std::to_string(kept->size()) + " model(s) stays"
+                     : std::string("no list of its models yet"));
+        } else {
+            spdlog::debug("upstream {} server {}: GET /v1/models failed again: {}", up->name(),
+                          server->name(), why);
+        }
+        round.reset();  // this server's part of the round is done
+        pause.expires_after(interval_of(up->config()));
+        co_await pause.async_wait(nothrow);
+    }
+    (void)set;  // held so `up` and `server` outlive the loop
+}
+
+}  // namespace
+
+std::vector<bool> upstreams_listing_models(const config::Config& cfg) {
+    std::vector<bool> wanted(cfg.upstreams.size(), false);
+    auto mark = [&](std::size_t i) {
+        if (i < wanted.size()) wanted[i] = true;
+    };
+    for (const auto& lc : cfg.listeners) {
+        if (lc.routes.empty()) continue;
+        for (const auto& route : lc.routes) mark(route.upstream_index);
+        if (lc.has_upstream()) mark(lc.upstream_index);
+    }
+    return wanted;
+}
+
+std::optional<std::vector<std::string>> parse_model_list(std::string_view body,
+                                                         std::string& error) {
+    error_code ec;
+    boost::json::value v = boost::json::parse(body, ec);
+    if (ec) {
+        error = "not JSON: " + ec.message();
+        return std::nullopt;
+    }
+    const auto* obj = v.if_object();
+    const auto* data = obj ? obj->if_contains("data") : nullptr;
+    if (!data || !data->is_array()) {
+        error = "not a list of models (no \"data\" array)";
+        return std::nullopt;
+    }
+    std::vector<std::string> ids;
+    for (const auto& entry : data->get_array()) {
+        const auto* model = entry.if_object();
+        const auto* id = model ? model->if_contains("id") : nullptr;
+        if (id && id->is_string() && !id->get_string().empty())
+            ids.emplace_back(id->get_string().data(), id->get_string().size());
+    }
+    return ids;
+}
+
+ModelLister::ModelLister()
+    : work_(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
+          io_.get_executor())),
+      thread_([this] { io_.run(); }) {}
+
+ModelLister::~ModelLister() {
+    stop();
+}
+
+std::future<void> ModelLister::apply(std::shared_ptr<const UpstreamSet> set) {
+    auto round = std::make_shared<Round>();
+    auto done = round->done.get_future();
+    asio::post(io_, [this, set = std::move(set), round = std::move(round)]() mutable {
+        start(std::move(set), std::move(round));
+    });
+    return done;
+}
+
+std::future<void> ModelLister::refresh() {
+    auto round = std::make_shared<Round>();
+    auto done = round->done.get_future();
+    asio::post(io_, [this, round = std::move(round)]() mutable {
+        if (upstreams_) start(upstreams_, std::move(round));
+    });
+    return done;
+}
+
+void ModelLister::start(std::shared_ptr<const UpstreamSet> set, std::shared_ptr<void> round) {
+    ++*generation_;
+    upstreams_ = set;
+    // Servers that stay keep their failing state; the set holds every key
+    // alive until the next start().
+    std::map<const UpstreamServer*, std::shared_ptr<bool>> failing;
+    const auto wanted = upstreams_listing_models(*set->config);
+    for (std::size_t i = 0; i < set->upstreams.size(); ++i) {
+        if (!wanted[i]) continue;
+        Upstream* up = set->upstreams[i].get();
+        for (const auto& s : up->servers()) {
+            auto& state = failing[s.get()];
+            if (auto it = failing_.find(s.get()); it != failing_.end()) state = it->second;
+            if (!state) state = std::make_shared<bool>(false);
+            asio::co_spawn(io_,
+                           list_loop(set, up, s.get(), state, generation_, *generation_, round),
+                           asio::detached);
+        }
+    }
+    failing_ = std::move(failing);
+}
+
+void ModelLister::stop() {
+    if (!thread_.joinable()) return;
+    asio::post(io_, [this] { ++*generation_; });
+    work_.reset();
+    io_.stop();
+    thread_.join();
+}
+
+}  // namespace dsgw::upstream
