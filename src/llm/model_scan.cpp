@@ -113,15 +113,11 @@ int hex_value(char c) {
 // past the block. Returns how far the block is done (16, or where that last
 // sequence starts), or 0 when anything is off (the caller then looks at each
 // sequence).
-unsigned utf8_block(__m128i v, unsigned high) {
+[[gnu::always_inline]] inline unsigned utf8_block(__m128i v, unsigned high) {
     // As signed bytes, 0x80-0xFF sort below all ASCII, in their own order.
     const auto below = [v](unsigned char c) {
         return static_cast<unsigned>(
             _mm_movemask_epi8(_mm_cmplt_epi8(v, _mm_set1_epi8(static_cast<char>(c)))));
-    };
-    const auto equal = [v](unsigned char c) {
-        return static_cast<unsigned>(
-            _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(c)))));
     };
     const unsigned cont = below(0xC0);
     const unsigned below_c2 = below(0xC2);
@@ -136,12 +132,21 @@ unsigned utf8_block(__m128i v, unsigned high) {
     const unsigned expected = ((lead2 | lead3 | lead4) << 1 | (lead3 | lead4) << 2 | lead4 << 3);
     if ((expected & 0xFFFF) != cont) return 0;
     // Second bytes narrowed by their lead: no overlong forms, no surrogates,
-    // nothing past U+10FFFF.
-    const unsigned below_a0 = below(0xA0);
-    const unsigned below_90 = below(0x90);
-    const unsigned bad = (equal(0xE0) << 1 & below_a0) | (equal(0xED) << 1 & ~below_a0) |
-                         (equal(0xF0) << 1 & below_90) | (equal(0xF4) << 1 & ~below_90);
-    if ((bad & 0xFFFF) != 0) return 0;
+    // nothing past U+10FFFF. Those leads are rare: look for any first.
+    const auto is = [v](unsigned char c) {
+        return _mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(c)));
+    };
+    const __m128i e0 = is(0xE0), ed = is(0xED), f0 = is(0xF0), f4 = is(0xF4);
+    if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(e0, ed), _mm_or_si128(f0, f4))) != 0) {
+        const unsigned below_a0 = below(0xA0);
+        const unsigned below_90 = below(0x90);
+        const auto mask = [](__m128i m) {
+            return static_cast<unsigned>(_mm_movemask_epi8(m)) << 1;
+        };
+        const unsigned bad = (mask(e0) & below_a0) | (mask(ed) & ~below_a0) |
+                             (mask(f0) & below_90) | (mask(f4) & ~below_90);
+        if ((bad & 0xFFFF) != 0) return 0;
+    }
     const unsigned cut = (lead2 & 0x8000) | (lead3 & 0xC000) | (lead4 & 0xE000);
     return cut != 0 ? static_cast<unsigned>(__builtin_ctz(cut)) : 16;
 }
