@@ -1,9 +1,9 @@
 #include "deepseek_gateway/llm/models_list.hpp"
 
+#include "deepseek_gateway/config/routes.hpp"
+
 #include <boost/json/serialize.hpp>
 #include <boost/json/string_view.hpp>
-
-#include <fnmatch.h>
 
 #include <algorithm>
 
@@ -17,16 +17,10 @@ void add(std::vector<std::string>& ids, const std::string& id) {
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
 }
 
-// TODO(config::glob_match): the routing's own matcher, once it exists, so
-// that the list and the routing can never disagree on a pattern.
-bool glob_matches(const std::string& pattern, const std::string& name) {
-    return ::fnmatch(pattern.c_str(), name.c_str(), 0) == 0;
-}
-
 bool any_glob_matches(const config::RouteConfig& route, const std::string& name) {
     if (route.models.empty()) return true;  // a path-only route takes any model
     for (const auto& pattern : route.models)
-        if (is_glob(pattern) && glob_matches(pattern, name)) return true;
+        if (!config::is_literal_glob(pattern) && config::glob_match(pattern, name)) return true;
     return false;
 }
 
@@ -42,16 +36,12 @@ void append_model(std::string& out, std::string_view id) {
 
 }  // namespace
 
-bool is_glob(std::string_view pattern) {
-    return pattern.find_first_of("*?[\\") != std::string_view::npos;
-}
-
 std::vector<std::string> client_models(const config::ListenerConfig& lc,
                                        const std::function<ListedModels(std::size_t)>& listed) {
     std::vector<std::string> ids;
     for (const auto& route : lc.routes) {
         for (const auto& pattern : route.models)
-            if (!is_glob(pattern)) add(ids, pattern);
+            if (config::is_literal_glob(pattern)) add(ids, pattern);
         if (!route.rewrite_model.empty()) continue;
         if (auto names = listed(route.upstream_index))
             for (const auto& name : *names)

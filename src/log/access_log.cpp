@@ -27,6 +27,17 @@ void append_time(std::string& out, std::chrono::system_clock::time_point t) {
     out.append(buf, static_cast<std::size_t>(n));
 }
 
+// The body's "model" is logged up to this many bytes (SPEC §8).
+constexpr std::size_t kMaxLoggedModel = 128;
+
+// `s` cut to at most `max` bytes, not inside a UTF-8 sequence.
+std::string_view cut_utf8(std::string_view s, std::size_t max) {
+    if (s.size() <= max) return s;
+    std::size_t n = max;
+    while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
+    return s.substr(0, n);
+}
+
 void field(std::string& out, std::string_view name, std::string_view value) {
     out += ",\"";
     out += name;
@@ -102,6 +113,11 @@ std::string AccessLog::format(const AccessRecord& r) {
         out += ",\"api_key\":null";
     else
         field(out, "api_key", r.api_key);
+    field(out, "route", r.route);
+    if (r.model.empty())
+        out += ",\"model\":null";
+    else
+        field(out, "model", cut_utf8(r.model, kMaxLoggedModel));
     out += '}';
     return out;
 }

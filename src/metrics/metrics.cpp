@@ -316,12 +316,25 @@ std::shared_ptr<const ConfigMetrics> Metrics::apply(const config::Config& cfg) {
                     pm->certificate_expiry = nullptr;
                 });
             }));
-        cm->requests_.push_back(detail::acquire<RequestMetrics>(
-            st, key({"R", lc.name, lc.upstream}), held, [&](RequestMetrics& m, detail::Adder& a) {
-                Labels l{{"listener", lc.name}, {"upstream", lc.upstream}};
-                a.status(m.requests, st.requests_total, l);
-                m.duration = a.add(st.request_duration, l);
-            }));
+        // Slots as route_slot() numbers them: default, each route, none.
+        auto& slots = cm->requests_.emplace_back();
+        auto add_route = [&](const std::string& route, const std::string& upstream) {
+            slots.push_back(detail::acquire<RequestMetrics>(
+                st, key({"R", lc.name, route, upstream}), held,
+                [&](RequestMetrics& m, detail::Adder& a) {
+                    Labels l{{"listener", lc.name}, {"route", route}, {"upstream", upstream}};
+                    a.status(m.requests, st.requests_total, l);
+                    m.duration = a.add(st.request_duration, l);
+                }));
+        };
+        if (lc.has_upstream())
+            add_route("default", lc.upstream);
+        else
+            slots.push_back(nullptr);
+        if (!lc.routes.empty()) {
+            for (const auto& r : lc.routes) add_route(r.name, r.upstream);
+            add_route("none", "");
+        }
     }
     return cm;
 }

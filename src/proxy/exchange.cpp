@@ -20,6 +20,8 @@ using net::Task;
 
 // The arena's first block: a typical request and response head fit in it.
 constexpr std::size_t kArenaChunk = 2048;
+// The client buffer a connection keeps after a body read whole.
+constexpr std::size_t kMaxIdleBuffer = 64 * 1024;
 }  // namespace
 
 Exchange::Exchange(ClientSide& client, std::pmr::memory_resource& blocks)
@@ -28,6 +30,9 @@ Exchange::Exchange(ClientSide& client, std::pmr::memory_resource& blocks)
 RelayParser<true>& Exchange::begin() {
     outcome_.begin();
     sent_continue_ = false;
+    framed_ = false;
+    body_read_ = false;
+    parsed_ = 0;
     up_.upstream = nullptr;
     up_.server_name = {};
     release();
@@ -78,8 +83,12 @@ Task<void> Exchange::run() {
         admitted = ok;
     }
     bool clean = false;
+    if (admitted && !client_.lc->routes.empty()) {
+        const bool routed = co_await inspect();
+        admitted = routed;
+        if (!routed) drop_read_body();
+    }
     if (admitted) {
-        inspect();
         const auto ctx = route();
         const bool forwarded = co_await forward(ctx);
         if (forwarded) {
@@ -95,11 +104,14 @@ Task<void> Exchange::run() {
 
 // ---- route ------------------------------------------------------------------
 
-// The listener's upstream, and what its balancer picks a server by. Model
-// routing (SPEC §8) chooses among upstreams here.
+// The upstream of the route inspect() chose (or the listener's), and what its
+// balancer picks a server by.
 balancer::PickContext Exchange::route() {
     const auto& rt = *client_.rt;
-    const auto i = client_.lc->upstream_index;
+    const auto& lc = *client_.lc;
+    const auto i = outcome_.route >= 0
+                       ? lc.routes[static_cast<std::size_t>(outcome_.route)].upstream_index
+                       : lc.upstream_index;
     up_.upstream = &rt.upstream(i);
     up_.book = ServerBook(up_.upstream, rt.metrics.get(), i);
     return balancer::PickContext{client_.ip, nullptr, Clock::now()};
@@ -151,6 +163,18 @@ bool Exchange::build_request() {
     const auto& servers = up_.upstream->servers();
     std::string default_host = servers.empty() ? std::string() : servers[0]->authority();
     fctx.default_host = default_host;
+    if (body_read_) {
+        // Read whole by inspect(): it goes with a Content-Length, whatever
+        // the client's framing, and with the model rewritten.
+        const auto length = frame_read_body();
+        req_framing_ = Framing::content_length;
+        build_upstream_request_head(head, fctx, req_framing_, length, head_out_);
+        pending_consume_ = parsed_;
+        out_.iov.clear();
+        out_.iov.emplace_back(head_out_.data(), head_out_.size());
+        out_.add_body(req_framing_, true, body_iov_, length);
+        return true;
+    }
     build_upstream_request_head(head, fctx, req_framing_, req_->content_length().value_or(0),
                                 head_out_);
 
@@ -174,7 +198,17 @@ void Exchange::request_sent() {
     client_.buf.consume(pending_consume_);
     outcome_.bytes_in += pending_consume_;
     pending_consume_ = 0;
+    // A long body read whole leaves no large buffer to an idle connection.
+    if (body_read_ && client_.buf.capacity() > kMaxIdleBuffer) client_.buf.shrink_to_fit();
     outcome_.server = up_.server_name;
+}
+
+// A request answered after inspect() read some of its body: those bytes are
+// done with (the next request starts after them, or the connection closes).
+void Exchange::drop_read_body() {
+    client_.buf.consume(parsed_);
+    outcome_.bytes_in += parsed_;
+    parsed_ = 0;
 }
 
 // connect_and_send(), when send_at_once() could not do it all.
@@ -217,7 +251,7 @@ Task<bool> Exchange::send_body() {
 // then the rest of the body. False when the exchange failed. The usual
 // request costs no coroutine beyond this one: see send_at_once().
 Task<bool> Exchange::forward(const balancer::PickContext& ctx) {
-    if (frame_request()) {
+    if (!framed_ && frame_request()) {
         const bool sent = co_await send_continue();
         if (!sent) {
             client_.on_gone();

@@ -3,8 +3,10 @@
 //
 //   admit    the request's shape, the allowlist behind trusted proxies, the
 //            API key (quotas will join here)
-//   inspect  what routing needs from the body (nothing yet: model routing
-//            and prefix affinity will read it here)
+//   inspect  what routing needs from the request: on a listener with routes,
+//            the JSON body's "model" (the body is read to its end first),
+//            the path and the API key (inspect.cpp; prefix affinity will
+//            read the prompt here)
 //   route    the upstream, and what the balancer picks a server by
 //   forward  100-continue, the rewritten head, a server and a connection
 //            (upstream_connect.cpp), then the rest of the request body
@@ -18,6 +20,7 @@
 // exchange per request; an Exchange object is reused for the next request.
 
 #include "deepseek_gateway/balancer/balancer.hpp"
+#include "deepseek_gateway/llm/model_scan.hpp"
 #include "deepseek_gateway/proxy/forward.hpp"
 #include "deepseek_gateway/proxy/request_target.hpp"
 #include "proxy/client_side.hpp"
@@ -30,6 +33,8 @@
 #include <memory_resource>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace dsgw::proxy {
 
@@ -75,8 +80,22 @@ private:
     net::Task<bool> admit_client();
     std::optional<std::string_view> check_request_shape();
 
-    // ---- inspect, route, forward (exchange.cpp); relay (respond.cpp) ----
-    void inspect() {}
+    // ---- inspect (inspect.cpp): on listeners with routes (SPEC §8) ----
+    // The route: the model in the JSON body (read to its end first), the
+    // path, the API key. False when the exchange ends here (a local reply:
+    // an error, or the answer to GET /v1/models).
+    net::Task<bool> inspect();
+    bool reads_body() const;
+    net::Task<bool> read_body();
+    bool take_body_bytes();
+    bool end_body();
+    bool answer_models();
+    bool choose_route();
+    void answer(Failure f);
+    void drop_read_body();
+    std::uint64_t frame_read_body();
+
+    // ---- route, forward (exchange.cpp); relay (respond.cpp) ----
     balancer::PickContext route();
     net::Task<bool> forward(const balancer::PickContext& ctx);
     net::Task<bool> relay();
@@ -138,6 +157,19 @@ private:
     Outcome outcome_;
     std::string forwarded_for_;   // X-Forwarded-For to send (behind trusted proxies)
     bool sent_continue_ = false;  // our own 100 Continue went to the client
+    bool framed_ = false;         // frame_request() ran (before the body was read)
+
+    // The body read by inspect(): where its pieces are in client_.buf (as
+    // offsets: the buffer may move while it grows), how much of the buffer
+    // the parser took, the scan for "model", and that value rewritten
+    // (JSON, quoted) when the route says so.
+    bool body_read_ = false;
+    std::size_t parsed_ = 0;
+    std::vector<std::pair<std::size_t, std::size_t>> body_at_;
+    std::vector<boost::asio::const_buffer> body_iov_;
+    std::uint64_t body_bytes_ = 0;
+    llm::ModelScan scan_;
+    std::string model_out_;
     unsigned interim_count_ = 0;
 };
 

@@ -69,6 +69,9 @@ Known classify(std::string_view name) {
             if (is(name, "connection")) return Known::connection;
             if (is(name, "keep-alive")) return Known::keep_alive;
             break;
+        case 12:
+            if (is(name, "content-type")) return Known::content_type;
+            break;
         case 13:
             if (is(name, "authorization")) return Known::authorization;
             break;

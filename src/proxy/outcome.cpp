@@ -4,6 +4,7 @@
 
 #include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/app/worker.hpp"
+#include "deepseek_gateway/config/config.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/proxy/head.hpp"
 #include "deepseek_gateway/proxy/local_reply.hpp"
@@ -13,6 +14,11 @@
 #include <boost/beast/http/error.hpp>
 
 namespace dsgw::proxy {
+
+namespace {
+using metrics::ConfigMetrics;
+const std::vector<config::RouteConfig> kNoRoutes;
+}  // namespace
 
 Failure reply_to_bad_request(const boost::system::error_code& ec) {
     namespace http = boost::beast::http;
@@ -33,7 +39,8 @@ net::Task<void> send_reply(ClientSide& client, Outcome& o, const Failure& f, boo
     // Closing before the request was read to its end (or with more of it
     // buffered): linger, so the client reads this answer.
     if (!o.keep_alive && request_unread) client.linger = true;
-    bytes = local_reply(f.status, f.message, !o.keep_alive, f.extra_headers);
+    bytes = f.body.empty() ? local_reply(f.status, f.message, !o.keep_alive, f.extra_headers)
+                           : local_response(f.status, f.body, !o.keep_alive, f.extra_headers);
     out.iov.clear();
     out.iov.emplace_back(bytes.data(), bytes.size());
     const auto ec = co_await write_to_client(client, out.iov, o.bytes_out);
@@ -45,10 +52,14 @@ void record(const Outcome& o, const ClientSide& client, const Head* request) {
     auto& worker = client.worker;
     worker.note_request();
     const auto& rt = client.rt;
+    const auto& routes = client.lc ? client.lc->routes : kNoRoutes;
+    int route = o.route;
+    if (route == kUnrouted)
+        route = routes.empty() ? ConfigMetrics::kDefaultRoute : ConfigMetrics::kNoRoute;
     if (rt && rt->metrics && client.lc && request) {
         const auto i = client.listener_index;
-        rt->metrics->requests(i)->record(
-            o.status, std::chrono::duration<double>(Clock::now() - o.started).count());
+        const auto* m = rt->metrics->requests(i, ConfigMetrics::route_slot(routes.size(), route));
+        if (m) m->record(o.status, std::chrono::duration<double>(Clock::now() - o.started).count());
         rt->metrics->listener(i)->bytes(o.bytes_in, o.bytes_out);
     }
     auto& log = worker.access_log();
@@ -68,6 +79,11 @@ void record(const Outcome& o, const ClientSide& client, const Head* request) {
     r.first_byte_ms = o.first_byte_ms;
     r.client_cert = client.cert;
     r.api_key = o.api_key;
+    r.model = o.model;
+    if (route >= 0)
+        r.route = routes[static_cast<std::size_t>(route)].name;
+    else
+        r.route = route == ConfigMetrics::kDefaultRoute ? "default" : "none";
     log.write(r);
 }
 

@@ -22,6 +22,8 @@ enum class UpstreamErrorKind : std::uint8_t;
 
 namespace dsgw::proxy {
 
+inline constexpr int kUnrouted = -3;
+
 // What the client is owed when an exchange fails: a local reply, or nothing
 // when `status` is 0 (the client left, or a response already started). Who
 // failed shows in the status (4xx: the request or its client; 502, 503,
@@ -31,6 +33,9 @@ struct Failure {
     bool close = true;  // Connection: close after the reply
     std::string message = {};
     std::string extra_headers = {};  // whole lines, CRLF-terminated
+    // The JSON body as it is, instead of the gateway's error shape with
+    // `message` (OpenAI's own errors; the answer to GET /v1/models).
+    std::string body = {};
 };
 
 // What one failure on a server costs it: a count in
@@ -62,6 +67,11 @@ struct Outcome {
     std::string_view upstream;
     std::string_view server;
     std::string_view api_key;
+    // The route taken (SPEC §8): an index in the listener's routes,
+    // metrics::ConfigMetrics::kDefaultRoute or kNoRoute, or kUnrouted before
+    // routing (then "default" without routes, "none" with them).
+    int route = kUnrouted;
+    std::string_view model;  // the body's "model", when it was read
     Clock::time_point started;
     std::chrono::system_clock::time_point started_wall;
 

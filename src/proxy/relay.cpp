@@ -17,8 +17,7 @@ constexpr std::string_view kCrlf = "\r\n";
 }  // namespace
 
 void WriteList::add_body(Framing framing, bool last,
-                         const std::pmr::vector<boost::asio::const_buffer>& pieces,
-                         std::size_t bytes) {
+                         std::span<const boost::asio::const_buffer> pieces, std::size_t bytes) {
     if (framing == Framing::chunked) {
         if (bytes > 0) {
             auto n = std::snprintf(chunk_line, sizeof chunk_line, "%zx\r\n", bytes);

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <memory_resource>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -27,8 +28,8 @@ struct WriteList {
 
     // Appends the parser's body pieces, framed as `framing` asks (a chunk per
     // read under chunked, and the last chunk when `last`).
-    void add_body(Framing framing, bool last,
-                  const std::pmr::vector<boost::asio::const_buffer>& pieces, std::size_t bytes);
+    void add_body(Framing framing, bool last, std::span<const boost::asio::const_buffer> pieces,
+                  std::size_t bytes);
 };
 
 // Where a body comes from: a stream, its read buffer (and read size, which

@@ -240,7 +240,7 @@ TEST(Observability, CountersMoveByExactlyTheRequestsSent) {
                x.sum(P + "downstream_connections_active") == 0;
     });
     ASSERT_TRUE(s);
-    Labels base{{"listener", "main"}, {"upstream", "pool"}};
+    Labels base{{"listener", "main"}, {"route", "default"}, {"upstream", "pool"}};
     auto code = [&](Labels l, const std::string& c) {
         l["code"] = c;
         return l;
@@ -339,8 +339,9 @@ TEST(Observability, AccessLogNamesMatchMetricLabels) {
     auto s = scrape_until(*admin, [](const Scrape& x) { return x.sum(P + "requests_total") >= 1; });
     ASSERT_TRUE(s);
     EXPECT_EQ(s->value(P + "requests_total", {{"listener", j->get("listener")->str},
-                                               {"upstream", j->get("upstream")->str},
-                                               {"code", "200"}}),
+                                              {"route", j->get("route")->str},
+                                              {"upstream", j->get("upstream")->str},
+                                              {"code", "200"}}),
               1);
     EXPECT_EQ(s->value(P + "upstream_requests_total", {{"upstream", j->get("upstream")->str},
                                                         {"server", j->get("server")->str},
@@ -379,11 +380,14 @@ TEST(Observability, InFlightGaugeFollowsAnOpenStream) {
     });
     ASSERT_TRUE(after);
     EXPECT_EQ(after->value(P + "upstream_requests_in_flight", srv), 0);
-    EXPECT_EQ(after->value(P + "requests_total", {{"listener", "main"}, {"upstream", "pool"},
-                                                   {"code", "200"}}),
-              1);
-    auto duration = after->value(P + "request_duration_seconds_sum",
-                                 {{"listener", "main"}, {"upstream", "pool"}});
+    EXPECT_EQ(
+        after->value(
+            P + "requests_total",
+            {{"listener", "main"}, {"route", "default"}, {"upstream", "pool"}, {"code", "200"}}),
+        1);
+    auto duration =
+        after->value(P + "request_duration_seconds_sum",
+                     {{"listener", "main"}, {"route", "default"}, {"upstream", "pool"}});
     EXPECT_GE(duration.value_or(0), 1.0) << "the whole 1.5 s stream, not its first byte";
 }
 

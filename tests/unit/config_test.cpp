@@ -381,14 +381,22 @@ TEST(LoadConfig, DemoConfiguration) {
     EXPECT_EQ(c.listeners[0].address.to_string(), "127.0.0.1:8080");
     EXPECT_EQ(c.listeners[0].access.policy.allow.to_strings(),
               (std::vector<std::string>{"127.0.0.0/8", "::1/128"}));
-    EXPECT_EQ(c.listeners[0].upstream_index, 0u);
-    ASSERT_EQ(c.upstreams.size(), 1u);
-    EXPECT_EQ(c.upstreams[0].name, "deepseek");
-    EXPECT_EQ(c.upstreams[0].balancer, BalancerKind::round_robin);
-    ASSERT_EQ(c.upstreams[0].servers.size(), 3u);
-    EXPECT_EQ(c.upstreams[0].servers[0].address.to_string(), "127.0.0.1:9001");
-    EXPECT_EQ(c.upstreams[0].servers[1].address.to_string(), "127.0.0.1:9002");
-    EXPECT_EQ(c.upstreams[0].servers[2].address.to_string(), "127.0.0.1:9003");
+    // Routed by model: deepseek-r1 to one server, deepseek-chat to two.
+    EXPECT_FALSE(c.listeners[0].has_upstream());
+    ASSERT_EQ(c.listeners[0].routes.size(), 2u);
+    EXPECT_EQ(c.listeners[0].routes[0].models, (std::vector<std::string>{"deepseek-r1*"}));
+    EXPECT_EQ(c.listeners[0].routes[0].rewrite_model, "deepseek-ai/DeepSeek-R1");
+    EXPECT_EQ(c.listeners[0].routes[1].models,
+              (std::vector<std::string>{"deepseek-chat", "deepseek-v3"}));
+    ASSERT_EQ(c.upstreams.size(), 2u);
+    EXPECT_EQ(c.upstreams[c.listeners[0].routes[0].upstream_index].name, "r1-pool");
+    const auto& chat = c.upstreams[c.listeners[0].routes[1].upstream_index];
+    EXPECT_EQ(chat.name, "chat-pool");
+    EXPECT_EQ(chat.balancer, BalancerKind::round_robin);
+    ASSERT_EQ(chat.servers.size(), 2u);
+    EXPECT_EQ(chat.servers[0].address.to_string(), "127.0.0.1:9002");
+    EXPECT_EQ(chat.servers[1].address.to_string(), "127.0.0.1:9003");
+    EXPECT_EQ(c.upstreams[0].servers.at(0).address.to_string(), "127.0.0.1:9001");
     EXPECT_EQ(c.logging.format, LogFormat::text);
     EXPECT_EQ(c.logging.access_log, "stdout");
 }

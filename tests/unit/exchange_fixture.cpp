@@ -345,9 +345,10 @@ std::string ExchangeTest::config_yaml(const GatewayOptions& o) const {
       << "listeners:\n"
       << "  - name: test\n"
       << "    address: 127.0.0.1:0\n"
-      << "    access: {allow: " << o.allow << ", on_deny: " << o.on_deny << "}\n"
-      << "    upstream: up\n";
+      << "    access: {allow: " << o.allow << ", on_deny: " << o.on_deny << "}\n";
+    if (o.default_upstream) y << "    upstream: up\n";
     if (!o.auth.empty()) y << "    auth: " << o.auth << "\n";
+    if (!o.routes.empty()) y << "    routes: " << o.routes << "\n";
     y << "upstreams:\n"
       << "  - name: up\n"
       << "    balancer: round_robin\n"

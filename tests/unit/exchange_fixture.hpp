@@ -125,6 +125,10 @@ struct GatewayOptions {
     std::string client_idle = "20s";
     std::string max_header_bytes = "16KiB";
     std::string max_request_body = "32MiB";
+    // YAML for listeners[0].routes (to upstream "up"), e.g.
+    // "[{match: {model: m}, upstream: up}]"; empty: none.
+    std::string routes{};
+    bool default_upstream = true;  // listeners[0].upstream: up (optional with routes)
 };
 
 class ExchangeTest : public ::testing::Test {

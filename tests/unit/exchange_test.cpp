@@ -691,5 +691,82 @@ TEST_F(ExchangeTest, ConnectTimeoutIs504) {
     ::close(busy);
 }
 
+// ---- inspect: routes by model (SPEC §8) -------------------------------------
+
+constexpr std::string_view kRoutes =
+    "[{name: r1, match: {model: \"deepseek-r1*\"}, upstream: up, rewrite_model: R1}]";
+
+// The body is read whole before a server is chosen: nothing goes upstream
+// while a piece is missing, then the request goes at once, with a
+// Content-Length and the model rewritten.
+TEST_F(ExchangeTest, ARoutedBodyGoesUpstreamWholeWithTheModelRewritten) {
+    start({.routes = std::string(kRoutes)});
+    auto& client = connect_client();
+    const std::string body = R"({"messages":[],"model":"deepseek-r1-x"})";
+    client.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw.test\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n");
+    client.send("10\r\n" + body.substr(0, 16) + "\r\n");
+    ASSERT_TRUE(wait_gateway_read(client));
+    client.send("8\r\n" + body.substr(16, 8) + "\r\n");
+    ASSERT_TRUE(wait_gateway_read(client));
+    upstream_.pump();
+    EXPECT_EQ(upstream_.connections(), 0u) << "a connection before the model was known";
+    const auto rest = body.substr(24);
+    char line[8];
+    std::snprintf(line, sizeof line, "%zx\r\n", rest.size());
+    client.send(line + rest + "\r\n0\r\n\r\n");
+    auto& a = accept_upstream();
+    auto req = next_request(a);
+    EXPECT_EQ(req.body, R"({"messages":[],"model":"R1"})");
+    EXPECT_EQ(req.header("Content-Length").value_or(""), std::to_string(req.body.size()));
+    EXPECT_FALSE(req.header("Transfer-Encoding"));
+    a.send(kOk);
+    EXPECT_EQ(next_response(client).status, 200);
+    const auto log = access_log();
+    ASSERT_EQ(log.size(), 1u);
+    EXPECT_EQ(log_string(log[0], "route"), "r1");
+    EXPECT_EQ(log_string(log[0], "model"), "deepseek-r1-x");
+}
+
+// A body that stops coming: 408 after client_idle, and no server is bothered.
+TEST_F(ExchangeTest, ARoutedBodyThatStopsComingIs408) {
+    start({.client_idle = "20s", .routes = std::string(kRoutes)});
+    auto& client = connect_client();
+    client.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw.test\r\n"
+        "Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"model\":");
+    ASSERT_TRUE(wait_gateway_read(client));
+    advance(19s);
+    EXPECT_EQ(client.input(), "");
+    advance(2s);
+    expect_error(next_response(client), 408, "request body not received in time", true);
+    upstream_.pump();
+    EXPECT_EQ(upstream_.connections(), 0u);
+}
+
+// After an answer of its own (404 for an unknown model) the gateway reads
+// the next request from the right byte: the body was consumed.
+TEST_F(ExchangeTest, AfterAnUnknownModelTheNextRequestIsReadInStep) {
+    start({.routes = "[{match: {model: \"deepseek-r1*\"}, upstream: up},"
+                     " {match: {path: /v1/files}, upstream: up}]",
+           .default_upstream = false});
+    auto& client = connect_client();
+    const std::string body = R"({"model":"GET / HTTP/1.1"})";
+    client.send(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: gw.test\r\n"
+        "Content-Type: application/json\r\nContent-Length: " +
+        std::to_string(body.size()) + "\r\n\r\n" + body +
+        "GET /v1/files HTTP/1.1\r\nHost: gw.test\r\n\r\n");
+    auto res = next_response(client);
+    EXPECT_EQ(res.status, 404);
+    EXPECT_NE(res.body.find("model_not_found"), std::string::npos) << res.body;
+    EXPECT_FALSE(res.header("Connection"));
+    auto& a = accept_upstream();
+    EXPECT_EQ(next_request(a).target, "/v1/files");
+    a.send(kOk);
+    EXPECT_EQ(next_response(client).status, 200);
+}
+
 }  // namespace
 }  // namespace dsgw::test

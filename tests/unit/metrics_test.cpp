@@ -264,7 +264,7 @@ TEST(Histogram, ConcurrentObservationsAndCountsAreAllKept) {
         });
     for (auto& t : threads) t.join();
     auto s = parse_exposition(m.render());
-    Labels l{{"listener", "public"}, {"upstream", "pool"}};
+    Labels l{{"listener", "public"}, {"route", "default"}, {"upstream", "pool"}};
     EXPECT_EQ(value_of(s, P + "request_duration_seconds_count", l), kThreads * kEach);
     EXPECT_DOUBLE_EQ(*value_of(s, P + "request_duration_seconds_sum", l), kThreads * kEach * 0.25);
     l["code"] = "200";
@@ -306,7 +306,8 @@ TEST(Metrics, EachHandleMovesExactlyItsOwnSeries) {
 
     auto s = parse_exposition(m.render());
     auto rq = [&](const std::string& l, const std::string& u, const std::string& code) {
-        return value_of(s, P + "requests_total", {{"listener", l}, {"upstream", u}, {"code", code}});
+        return value_of(s, P + "requests_total",
+                        {{"listener", l}, {"route", "default"}, {"upstream", u}, {"code", code}});
     };
     EXPECT_EQ(rq("public", "pool", "200"), 3);
     EXPECT_EQ(rq("public", "pool", "503"), 1);
@@ -316,7 +317,7 @@ TEST(Metrics, EachHandleMovesExactlyItsOwnSeries) {
     EXPECT_EQ(rq("internal", "batch", "503"), 0);
     EXPECT_FALSE(rq("public", "batch", "200")) << "no series for a pair no listener uses";
 
-    Labels pl{{"listener", "public"}, {"upstream", "pool"}};
+    Labels pl{{"listener", "public"}, {"route", "default"}, {"upstream", "pool"}};
     EXPECT_EQ(value_of(s, P + "request_duration_seconds_count", pl), 5);
     auto bucket = [&](const std::string& le) {
         auto l = pl;
@@ -376,8 +377,11 @@ TEST(Metrics, RenderedTextHasHelpTypeAndPlainSampleLines) {
              "# TYPE deepseek_gateway_upstream_server_healthy gauge\n",
              "# HELP deepseek_gateway_build_info ",
              "deepseek_gateway_build_info{version=\"1.2.3\"} 1\n",
-             "deepseek_gateway_requests_total{code=\"200\",listener=\"public\",upstream=\"pool\"} 1\n",
-             "deepseek_gateway_request_duration_seconds_bucket{listener=\"public\",upstream=\"pool\","
+             "deepseek_gateway_requests_total{code=\"200\",listener=\"public\",route=\"default\","
+             "upstream=\"pool\"} 1\n",
+             "deepseek_gateway_request_duration_seconds_bucket{listener=\"public\",route="
+             "\"default\","
+             "upstream=\"pool\","
              "le=\"+Inf\"} 1\n",
              "deepseek_gateway_config_reloads_total{result=\"failure\"} 0\n",
              "# TYPE process_cpu_seconds_total counter\n",
@@ -846,9 +850,11 @@ TEST_F(AdminServerTest, ServesMetricsHealthAndNotFound) {
     EXPECT_EQ(m->headers["content-type"], "text/plain; version=0.0.4; charset=utf-8");
     auto s = parse_exposition(m->body);
     EXPECT_EQ(value_of(s, P + "build_info", {{"version", "4.5.6"}}), 1);
-    EXPECT_EQ(value_of(s, P + "requests_total",
-                       {{"listener", "public"}, {"upstream", "pool"}, {"code", "200"}}),
-              1);
+    EXPECT_EQ(
+        value_of(
+            s, P + "requests_total",
+            {{"listener", "public"}, {"route", "default"}, {"upstream", "pool"}, {"code", "200"}}),
+        1);
 
     // Same connection: keep-alive.
     auto h = http_exchange(fd, request_text("/healthz"));

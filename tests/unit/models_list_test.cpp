@@ -108,12 +108,6 @@ TEST(ClientModels, AnUpstreamNotFetchedYetOffersNothing) {
     EXPECT_EQ(client_models(lc, lists.fn()), Names{"b"});
 }
 
-TEST(ClientModels, GlobCharactersMakeAPatternAGlob) {
-    EXPECT_FALSE(is_glob("deepseek-ai/DeepSeek-R1"));
-    EXPECT_FALSE(is_glob(""));
-    for (const char* g : {"a*", "a?", "[ab]", "a\\-b"}) EXPECT_TRUE(is_glob(g)) << g;
-}
-
 TEST(ModelsBodies, OpenAIsListShape) {
     EXPECT_EQ(models_list_body({}), R"({"object":"list","data":[]})");
     EXPECT_EQ(models_list_body({"a", "deepseek-ai/DeepSeek-R1"}),

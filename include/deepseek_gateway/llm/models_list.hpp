@@ -20,7 +20,7 @@ using ListedModels = std::shared_ptr<const std::vector<std::string>>;
 
 // The model ids a client of `lc` may send, in order of first appearance,
 // without duplicates. Route by route, in order: the glob-free names of its
-// match.model (is_glob() false), then, for a route without rewrite_model,
+// match.model (config::is_literal_glob()), then, for a route without rewrite_model,
 // the names its upstream's servers list that one of its globs matches (every
 // name when match.model is empty: such a route takes any model); then the
 // names the default upstream's servers list. A route with rewrite_model
@@ -29,10 +29,6 @@ using ListedModels = std::shared_ptr<const std::vector<std::string>>;
 // Every name is offered whatever the client's API key (routes' api_keys).
 std::vector<std::string> client_models(const config::ListenerConfig& lc,
                                        const std::function<ListedModels(std::size_t)>& listed);
-
-// True when `pattern` has a shell-glob character (`*`, `?`, `[`, or a `\`
-// escape): it is matched against names, not offered as one.
-bool is_glob(std::string_view pattern);
 
 // The JSON bodies: OpenAI's list shape,
 // {"object":"list","data":[{"id":..,"object":"model","created":0,"owned_by":"deepseek-gateway"},...]},

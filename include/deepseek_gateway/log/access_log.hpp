@@ -29,6 +29,8 @@ struct AccessRecord {
     double first_byte_ms = -1;  // request sent -> first upstream byte; -1 when none
     std::string_view client_cert;  // verified client certificate subject (mTLS); "" when none
     std::string_view api_key;      // name of the API key used; "" when none
+    std::string_view route;        // SPEC §8: the route's name, "default" or "none"
+    std::string_view model;        // the body's "model" as the client sent it; "" when not read
 };
 
 class AccessLog {

@@ -91,10 +91,10 @@ public:
     std::array<Counter*, kStatusSlots> slots_{};
 };
 
-// The requests of one listener that went (or were meant to go) to one upstream.
+// The requests of one listener that took one route (SPEC §8) to one upstream.
 struct RequestMetrics {
-    StatusCounters requests;    // requests_total{listener, upstream, code}
-    Histogram* duration = nullptr;  // request_duration_seconds{listener, upstream}
+    StatusCounters requests;        // requests_total{listener, route, upstream, code}
+    Histogram* duration = nullptr;  // request_duration_seconds{listener, route, upstream}
 
     // Once per request, when its last response byte was written (or it ended):
     // the status the client saw (499 when it left first) and the time from the
@@ -169,8 +169,23 @@ public:
 
     // config.listeners[i]
     ListenerMetrics* listener(std::size_t i) const { return listeners_.at(i); }
-    // The requests of config.listeners[i] to its upstream.
-    RequestMetrics* requests(std::size_t i) const { return requests_.at(i); }
+    // The requests of config.listeners[i] by route: route_slot() tells
+    // which. Null for "default" on a listener whose routes have no default
+    // upstream (no request can take it).
+    RequestMetrics* requests(std::size_t i, std::size_t slot = 0) const {
+        return requests_.at(i).at(slot);
+    }
+    // The slot of a listener's route: its default upstream ("default", also
+    // every request of a listener without routes), routes[r] (r >= 0), or
+    // "none" (r == kNoRoute: nothing matched, or the request was refused
+    // before routing on a listener with routes).
+    static constexpr int kDefaultRoute = -1;
+    static constexpr int kNoRoute = -2;
+    static std::size_t route_slot(std::size_t route_count, int r) {
+        if (r == kDefaultRoute) return 0;
+        if (r == kNoRoute) return route_count + 1;
+        return static_cast<std::size_t>(r) + 1;
+    }
     // config.upstreams[u], and server s of config::server_instances() of it
     // (a host name stands for one server per address).
     UpstreamMetrics* upstream(std::size_t u) const { return upstreams_.at(u); }
@@ -197,7 +212,7 @@ private:
     std::vector<std::string> listener_names_, upstream_names_;
     std::vector<std::vector<std::string>> server_names_;
     std::vector<ListenerMetrics*> listeners_;
-    std::vector<RequestMetrics*> requests_;
+    std::vector<std::vector<RequestMetrics*>> requests_;
     std::vector<UpstreamMetrics*> upstreams_;
     std::vector<std::vector<ServerMetrics*>> servers_;
 };

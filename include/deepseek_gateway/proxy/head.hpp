@@ -27,6 +27,7 @@ enum class Known : std::uint8_t {
     authorization,
     connection,
     content_length,
+    content_type,
     expect,
     host,
     keep_alive,
