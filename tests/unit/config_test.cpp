@@ -384,7 +384,8 @@ TEST(LoadConfig, DemoConfiguration) {
     // Routed by model: deepseek-r1 to one server, deepseek-chat to two.
     EXPECT_FALSE(c.listeners[0].has_upstream());
     ASSERT_EQ(c.listeners[0].routes.size(), 2u);
-    EXPECT_EQ(c.listeners[0].routes[0].models, (std::vector<std::string>{"deepseek-r1*"}));
+    EXPECT_EQ(c.listeners[0].routes[0].models,
+              (std::vector<std::string>{"deepseek-r1", "deepseek-r1-*"}));
     EXPECT_EQ(c.listeners[0].routes[0].rewrite_model, "deepseek-ai/DeepSeek-R1");
     EXPECT_EQ(c.listeners[0].routes[1].models,
               (std::vector<std::string>{"deepseek-chat", "deepseek-v3"}));
