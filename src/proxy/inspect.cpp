@@ -26,6 +26,8 @@ using net::Task;
 // A read of a routed body asks for at least this much: the body is wanted
 // whole, and a 256 KiB prompt should not take 64 reads.
 constexpr std::size_t kBodyRead = 64 * 1024;
+// A body's Content-Length is believed up to this much before it arrives.
+constexpr std::uint64_t kReserveMax = 256 * 1024;
 
 // "application/json", with parameters or not, in any case.
 bool is_json(std::string_view content_type) {
@@ -116,9 +118,12 @@ Task<bool> Exchange::read_body() {
     body_bytes_ = 0;
     parsed_ = 0;
     req_->eager(true);
-    // With a Content-Length the buffer grows once.
+    // With a Content-Length the buffer grows once for the usual body; a
+    // larger one grows (doubling) as its bytes arrive, so a client cannot
+    // make the gateway hold memory it has not filled.
     if (const auto n = req_->content_length(); n && *n > client_.buf.size())
-        client_.buf.reserve(static_cast<std::size_t>(*n) + kBodyRead);
+        client_.buf.reserve(static_cast<std::size_t>(std::min<std::uint64_t>(*n, kReserveMax)) +
+                            kBodyRead);
     for (;;) {
         if (!take_body_bytes()) co_return false;
         if (req_->is_done()) break;
