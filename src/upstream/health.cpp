@@ -64,15 +64,24 @@ asio::awaitable<std::string> exchange(Stream& s, const std::string& request) {
 asio::awaitable<std::string> probe(const Upstream& up, const UpstreamServer& server) {
     const auto& hc = up.config().health_check;
     auto ex = co_await asio::this_coro::executor;
-    tcp::socket sock(ex);
+    // Shared with the deadline's handler: when the timer fires as the answer
+    // completes, cancel() cannot stop the handler already queued, and it
+    // runs after this frame is gone.
+    struct State {
+        explicit State(const asio::any_io_executor& e) : sock(e) {}
+        tcp::socket sock;
+        bool expired = false;
+        bool over = false;
+    };
+    auto state = std::make_shared<State>(ex);
+    auto& sock = state->sock;
     asio::steady_timer deadline(ex);
-    bool expired = false;
     deadline.expires_after(hc.timeout);
-    deadline.async_wait([&sock, &expired](error_code ec) {
-        if (ec) return;
-        expired = true;
+    deadline.async_wait([state](error_code ec) {
+        if (ec || state->over) return;
+        state->expired = true;
         error_code ignored;
-        sock.close(ignored);
+        state->sock.close(ignored);
     });
     std::string result;
     auto [cec] = co_await sock.async_connect(server.endpoint(), nothrow);
@@ -93,8 +102,9 @@ asio::awaitable<std::string> probe(const Upstream& up, const UpstreamServer& ser
     } else {
         result = co_await exchange(sock, request);
     }
+    state->over = true;
     deadline.cancel();
-    if (expired) result = "no answer within " + std::to_string(hc.timeout.count()) + " ms";
+    if (state->expired) result = "no answer within " + std::to_string(hc.timeout.count()) + " ms";
     co_return result;
 }
 
