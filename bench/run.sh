@@ -23,6 +23,8 @@
 #   e  1 MiB request bodies, BODY_CONNS connections
 #   f  scaling: the gateway with workers: 1 and workers: 2 (load of a, unpinned)
 #   g  metrics on vs off: the gateway with admin.metrics true and false (load of a, pinned)
+#   h  routing by model (gateway only, bench/routes.sh): CPU per request with routes vs
+#      without at 4 KiB and 256 KiB bodies, model first and last; last body byte → upstream
 #
 # CPU pinning (2 cores): the proxy under test runs on PROXY_CPU (1), wrk,
 # sse_load and the mock on LOAD_CPU (0), so every proxy gets one whole core.
@@ -32,7 +34,7 @@
 #   "paired ratios" in docs/performance.md)
 #   CONNS=64 BODY_CONNS=16 BODY_BYTES=1048576 SSE_STREAMS=1000 SSE_TOKENS=20
 #   SSE_DELAY_MS=200 MOCK_THREADS=1 BASE_PORT=18080 (uses BASE_PORT..+9)
-#   PROXY_CPU=1 LOAD_CPU=0 CERT_KEY=ec|rsa SCENARIOS=a,b,c,d,e,f,g
+#   PROXY_CPU=1 LOAD_CPU=0 CERT_KEY=ec|rsa SCENARIOS=a,b,c,d,e,f,g,h
 #   SKIP_INSTALL=1 SKIP_BUILD=1 (use what is there) KEEP_TMP=1 (keep logs/configs)
 #   NICE=-10 (renice the measured processes: on a machine shared with builds,
 #   gives them priority; off by default)
@@ -55,7 +57,7 @@ BASE_PORT=${BASE_PORT:-18080}
 PROXY_CPU=${PROXY_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
 CERT_KEY=${CERT_KEY:-ec}
-SCENARIOS=${SCENARIOS:-a,b,c,d,e,f,g}
+SCENARIOS=${SCENARIOS:-a,b,c,d,e,f,g,h}
 export BUILD_DIR=build-release BUILD_TYPE=Release
 bin="$root/$BUILD_DIR"
 
@@ -473,6 +475,17 @@ for round in $(seq "$ROUNDS"); do
     stop_proc gmon; stop_proc gmoff
   fi
 done
+if want h; then
+  # Gateway only (nginx and HAProxy do not route by a JSON body): its own
+  # rounds, routes and no routes in turn on one gateway (bench/routes.sh).
+  log " h. routing by model: 4 KiB and 256 KiB chat bodies, model first and last, routes vs none"
+  ROUNDS=$ROUNDS DURATION=$DURATION WARMUP=$WARMUP PROXY_CPU=$PROXY_CPU LOAD_CPU=$LOAD_CPU \
+    MOCK="$bin/tools/mock_server/deepseek-mock-server" BASE_PORT=$((BASE_PORT + 200)) \
+    bench/routes.sh "$gw_bin" >"$tmp/routes.md" 2>"$tmp/routes.err" || {
+    cat "$tmp/routes.err" >&2
+    die "bench/routes.sh failed"
+  }
+fi
 elapsed=$(($(date +%s) - start_s))
 
 # ---------------------------------------------------------------- report
@@ -649,6 +662,19 @@ report="bench/results/$stamp.md"
     echo "| | proxy CPU µs/request ↓, metrics on → off | $(fmt "$(median g metrics_on cpu_us_per_req)" 1) → $(fmt "$(median g metrics_off cpu_us_per_req)" 1) | | | | | |"
   fi
   echo
+  if want h; then
+    echo "h. routing by model (gateway only; bench/routes.sh): CPU per request of a listener with routes over the same listener without, and the delay from the client's last body byte"
+    echo
+    # The summary table (the per-round table stays in the raw output).
+    sed -n '/^| body | model | CPU\/req/,/^$/p' "$tmp/routes.md"
+    awk -F'|' '/^\| 4096 \|/ && NF > 6 { r = $4 + 0; if (r > worst) worst = r } END {
+      if (worst) printf "- routes at 4 KiB ≤ +10 %% CPU per request: %s (worst ratio %.3f)\n", worst <= 1.10 ? "met" : "**missed**", worst }' \
+      "$tmp/routes.md"
+    awk -F'|' '/^\| 262144 \|/ && NF > 6 { f = $5 + 0; if (f > worst) worst = f } END {
+      if (worst) printf "- last body byte → first byte at the server < 20 µs at 256 KiB: %s (worst median %.1f µs)\n", worst < 20 ? "met" : "**missed**", worst }' \
+      "$tmp/routes.md"
+    echo
+  fi
   if [ "$gw_tls" = 0 ] && { want b || want c; }; then
     echo "The gateway does not terminate TLS yet (its --check-config rejects listeners[].tls), so b and c have no gateway figures."
   fi

@@ -4,6 +4,9 @@
 --   BENCH_BODY_BYTES  0 (default): a small JSON request (115 bytes);
 --                     N > 0: a valid JSON request of exactly N bytes whose
 --                     user message is padded (a long prompt).
+--   BENCH_MODEL_LAST  1: with BENCH_BODY_BYTES, "model" is the body's last
+--                     member (a router must read the whole body either way;
+--                     a scanner that stops early would not).
 --   BENCH_CLOSE       1: send "Connection: close", so every request opens a
 --                     new connection (and, over https, a new TLS handshake; wrk
 --                     offers the ticket of its previous connection).
@@ -19,6 +22,10 @@ local size = tonumber(os.getenv("BENCH_BODY_BYTES") or "0") or 0
 if size > 0 then
   local head = '{"model":"deepseek-mock","max_tokens":16,"messages":[{"role":"user","content":"'
   local tail = '"}]}'
+  if os.getenv("BENCH_MODEL_LAST") == "1" then
+    head = '{"max_tokens":16,"messages":[{"role":"user","content":"'
+    tail = '"}],"model":"deepseek-mock"}'
+  end
   local pad = size - #head - #tail
   if pad < 0 then pad = 0 end
   wrk.body = head .. string.rep("a", pad) .. tail
