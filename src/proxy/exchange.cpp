@@ -209,6 +209,7 @@ void Exchange::drop_read_body() {
     client_.buf.consume(parsed_);
     outcome_.bytes_in += parsed_;
     parsed_ = 0;
+    if (client_.buf.capacity() > kMaxIdleBuffer) client_.buf.shrink_to_fit();
 }
 
 // connect_and_send(), when send_at_once() could not do it all.
