@@ -30,6 +30,7 @@
 #include "proxy/upstream_connect.hpp"
 
 #include <chrono>
+#include <memory>
 #include <memory_resource>
 #include <optional>
 #include <string>
@@ -168,7 +169,7 @@ private:
     std::vector<std::pair<std::size_t, std::size_t>> body_at_;
     std::vector<boost::asio::const_buffer> body_iov_;
     std::uint64_t body_bytes_ = 0;
-    llm::ModelScan scan_;
+    std::unique_ptr<llm::ModelScan> scan_;
     std::string model_out_;
     unsigned interim_count_ = 0;
 };

@@ -113,7 +113,9 @@ bool Exchange::reads_body() const {
 // False when the exchange failed (a 400, 408 or 413 is due, or the client
 // left).
 Task<bool> Exchange::read_body() {
-    scan_.reset();
+    // Made on a connection's first routed body: others hold only a pointer.
+    if (!scan_) scan_ = std::make_unique<llm::ModelScan>();
+    scan_->reset();
     body_at_.clear();
     body_bytes_ = 0;
     parsed_ = 0;
@@ -162,7 +164,7 @@ bool Exchange::take_body_bytes() {
         const char* at = static_cast<const char*>(p.data());
         body_at_.emplace_back(static_cast<std::size_t>(at - base), p.size());
         body_bytes_ += p.size();
-        json = scan_.feed(at, p.size());
+        json = scan_->feed(at, p.size());
         if (!json) break;
     }
     req_->clear_pieces();
@@ -180,18 +182,18 @@ bool Exchange::take_body_bytes() {
 // The body has been read (or has turned out not to be JSON): its "model".
 bool Exchange::end_body() {
     body_read_ = true;
-    if (!scan_.finish()) {
+    if (!scan_->finish()) {
         std::string message = "We could not parse the JSON body of your request: ";
-        message += scan_.error();
+        message += scan_->error();
         message += " at byte ";
-        message += std::to_string(scan_.error_offset());
+        message += std::to_string(scan_->error_offset());
         message += '.';
         auto f = openai_error(400, std::move(message), kInvalidRequest, nullptr, nullptr);
         f.close = !req_->is_done();  // the rest of the body is not read
         fail(std::move(f));
         return false;
     }
-    if (scan_.model_kind() == llm::ModelScan::Model::string) outcome_.model = scan_.model();
+    if (scan_->model_kind() == llm::ModelScan::Model::string) outcome_.model = scan_->model();
     return true;
 }
 
@@ -211,8 +213,8 @@ bool Exchange::choose_route() {
     const auto& head = req_->head();
     const auto target = target_.form == TargetForm::absolute ? target_.path : head.target();
     const auto path = target.substr(0, target.find('?'));
-    const bool has_model = body_read_ && scan_.model_kind() == llm::ModelScan::Model::string;
-    const std::string* model = has_model ? &scan_.model() : nullptr;
+    const bool has_model = body_read_ && scan_->model_kind() == llm::ModelScan::Model::string;
+    const std::string* model = has_model ? &scan_->model() : nullptr;
     const int r = config::match_route(lc, path, model);
     model_out_.clear();
     if (r >= 0) {
@@ -239,7 +241,7 @@ bool Exchange::choose_route() {
     } else if (body_read_) {
         // JSON without a string "model": OpenAI's words for both.
         static constexpr std::string_view invalid_type = "invalid_type";
-        if (scan_.model_kind() == llm::ModelScan::Model::absent)
+        if (scan_->model_kind() == llm::ModelScan::Model::absent)
             answer(openai_error(400, "you must provide a model parameter", kInvalidRequest, nullptr,
                                 nullptr));
         else
@@ -275,8 +277,8 @@ std::uint64_t Exchange::frame_read_body() {
         emit(0, body_bytes_);
         return body_bytes_;
     }
-    const auto begin = scan_.model_begin();
-    const auto end = scan_.model_end();
+    const auto begin = scan_->model_begin();
+    const auto end = scan_->model_end();
     emit(0, begin);
     body_iov_.emplace_back(model_out_.data(), model_out_.size());
     emit(end, body_bytes_);
