@@ -91,6 +91,7 @@ private:
     bool take_body_bytes();
     bool end_body();
     bool answer_models();
+    bool refuse_dot_segments();
     bool choose_route();
     void answer(Failure f);
     void drop_read_body();

@@ -86,7 +86,7 @@ Failure model_not_found(std::string_view model) {
 // ---- inspect ----------------------------------------------------------------
 
 Task<bool> Exchange::inspect() {
-    if (answer_models()) co_return false;
+    if (refuse_dot_segments() || answer_models()) co_return false;
     if (reads_body()) {
         framed_ = true;
         // Expect: 100-continue: the body is needed before a server is chosen.
@@ -101,6 +101,42 @@ Task<bool> Exchange::inspect() {
         if (!read) co_return false;
     }
     co_return choose_route();
+}
+
+// A path with a "." or ".." segment (also written %2e) is refused on a
+// listener with routes: a path prefix must not be met by
+// "/v1/embeddings/../chat/completions". True when that is the answer due.
+bool Exchange::refuse_dot_segments() {
+    const auto& head = req_->head();
+    const auto target = target_.form == TargetForm::absolute ? target_.path : head.target();
+    const auto path = target.substr(0, target.find('?'));
+    std::size_t at = 0;
+    bool dots = false;
+    while (at <= path.size() && !dots) {
+        const auto end = std::min(path.find('/', at), path.size());
+        std::size_t n = 0;  // dots in the segment, or 3 once it holds anything else
+        for (std::size_t i = at; i < end && n < 3; ++i) {
+            if (path[i] == '.') {
+                ++n;
+            } else if (path[i] == '%' && i + 2 < end && path[i + 1] == '2' &&
+                       (path[i + 2] == 'e' || path[i + 2] == 'E')) {
+                ++n;
+                i += 2;
+            } else {
+                n = 3;
+            }
+        }
+        dots = n == 1 || n == 2;
+        at = end + 1;
+    }
+    if (!dots) return false;
+    std::string message = "Invalid URL (";
+    message += head.method_string();
+    message += ' ';
+    message += path;
+    message += "): a path segment is . or ..";
+    answer(openai_error(400, std::move(message), kInvalidRequest, nullptr, nullptr));
+    return true;
 }
 
 // POST with a JSON body: its "model" routes it.

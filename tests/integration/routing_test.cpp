@@ -223,6 +223,29 @@ TEST_F(Routing, InvalidJsonAndMissingModelAre400) {
     EXPECT_EQ(requests_seen() - before, (std::array<std::int64_t, 3>{0, 0, 0}));
 }
 
+// A path prefix cannot be met by walking out of it: dot segments (also
+// percent-encoded) are refused on a listener with routes.
+TEST_F(Routing, DotSegmentsAreRefused) {
+    Gateway gw;
+    ASSERT_TRUE(gw.start(with_default())) << gw.logs();
+    const auto before = requests_seen();
+    for (const char* path : {"/v1/embeddings/../chat/completions", "/v1/embeddings/%2e%2E/chat",
+                             "/v1/./embeddings", "/v1/embeddings/..", "/v1/embeddings/.%2e?x=1"}) {
+        auto r = request_once(gw.port(), json_post(path, R"({"model":"deepseek-v3","input":"x"})"));
+        ASSERT_TRUE(r) << path;
+        EXPECT_EQ(r->status, 400) << path;
+        EXPECT_NE(r->body.find("invalid_request_error"), std::string::npos) << r->body;
+    }
+    // Dots inside a segment are names, not steps.
+    EXPECT_EQ(served_by(request_once(gw.port(), json_post("/v1/embeddings/a..b",
+                                                          R"({"model":"bge-m3","input":"x"})"))),
+              "embed");
+    EXPECT_EQ(served_by(request_once(
+                  gw.port(), json_post("/v1/chat/completions.v2", R"({"model":"deepseek-v3"})"))),
+              "v3");
+    EXPECT_EQ(requests_seen() - before, (std::array<std::int64_t, 3>{0, 1, 1}));
+}
+
 // The body the server receives: only the model's value changed, and the
 // Content-Length with it, whatever the client's framing.
 TEST_F(Routing, RewriteChangesOnlyTheModelValue) {
