@@ -92,6 +92,7 @@ private:
     bool end_body();
     bool answer_models();
     bool refuse_dot_segments();
+    std::string_view request_path() const;
     bool choose_route();
     void answer(Failure f);
     void drop_read_body();

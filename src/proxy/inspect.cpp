@@ -12,6 +12,7 @@
 #include "proxy/exchange.hpp"
 
 #include <boost/beast/core/string.hpp>
+#include <boost/url/pct_string_view.hpp>
 
 #include <algorithm>
 
@@ -36,31 +37,6 @@ bool is_json(std::string_view content_type) {
     return beast::iequals(type, "application/json");
 }
 
-// The value of "%XX" escapes decoded; an invalid escape stays as it is.
-std::string percent_decoded(std::string_view s) {
-    auto hex = [](char c) -> int {
-        if (c >= '0' && c <= '9') return c - '0';
-        if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-        if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-        return -1;
-    };
-    std::string out;
-    out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (s[i] == '%' && i + 2 < s.size()) {
-            const int hi = hex(s[i + 1]);
-            const int lo = hex(s[i + 2]);
-            if (hi >= 0 && lo >= 0) {
-                out += static_cast<char>(hi * 16 + lo);
-                i += 2;
-                continue;
-            }
-        }
-        out += s[i];
-    }
-    return out;
-}
-
 Failure openai_error(unsigned status, std::string message, std::string_view type,
                      const std::string_view* param, const std::string_view* code) {
     Failure f{status, false, std::move(message)};
@@ -81,7 +57,25 @@ Failure model_not_found(std::string_view model) {
     return openai_error(404, std::move(message), kInvalidRequest, &kModelParam, &code);
 }
 
+// OpenAI's answer to a path it does not serve; `why` says more when set.
+Failure invalid_url(unsigned status, std::string_view method, std::string_view path,
+                    std::string_view why = {}) {
+    std::string message = "Invalid URL (";
+    message += method;
+    message += ' ';
+    message += path;
+    message += ')';
+    message += why;
+    return openai_error(status, std::move(message), kInvalidRequest, nullptr, nullptr);
+}
+
 }  // namespace
+
+// The request's path, without its query (of the absolute form too).
+std::string_view Exchange::request_path() const {
+    const auto target = target_.form == TargetForm::absolute ? target_.path : req_->head().target();
+    return target.substr(0, target.find('?'));
+}
 
 // ---- inspect ----------------------------------------------------------------
 
@@ -107,9 +101,7 @@ Task<bool> Exchange::inspect() {
 // listener with routes: a path prefix must not be met by
 // "/v1/embeddings/../chat/completions". True when that is the answer due.
 bool Exchange::refuse_dot_segments() {
-    const auto& head = req_->head();
-    const auto target = target_.form == TargetForm::absolute ? target_.path : head.target();
-    const auto path = target.substr(0, target.find('?'));
+    const auto path = request_path();
     std::size_t at = 0;
     bool dots = false;
     while (at <= path.size() && !dots) {
@@ -130,12 +122,7 @@ bool Exchange::refuse_dot_segments() {
         at = end + 1;
     }
     if (!dots) return false;
-    std::string message = "Invalid URL (";
-    message += head.method_string();
-    message += ' ';
-    message += path;
-    message += "): a path segment is . or ..";
-    answer(openai_error(400, std::move(message), kInvalidRequest, nullptr, nullptr));
+    answer(invalid_url(400, req_->head().method_string(), path, ": a path segment is . or .."));
     return true;
 }
 
@@ -246,9 +233,7 @@ void Exchange::answer(Failure f) {
 // client of OpenAI would get. False when the exchange ends with it.
 bool Exchange::choose_route() {
     const auto& lc = *client_.lc;
-    const auto& head = req_->head();
-    const auto target = target_.form == TargetForm::absolute ? target_.path : head.target();
-    const auto path = target.substr(0, target.find('?'));
+    const auto path = request_path();
     const bool has_model = body_read_ && scan_->model_kind() == llm::ModelScan::Model::string;
     const std::string* model = has_model ? &scan_->model() : nullptr;
     const int r = config::match_route(lc, path, model);
@@ -284,12 +269,7 @@ bool Exchange::choose_route() {
             answer(openai_error(400, "Invalid type for 'model': expected a string.",
                                 kInvalidRequest, &kModelParam, &invalid_type));
     } else {
-        std::string message = "Invalid URL (";
-        message += head.method_string();
-        message += ' ';
-        message += path;
-        message += ')';
-        answer(openai_error(404, std::move(message), kInvalidRequest, nullptr, nullptr));
+        answer(invalid_url(404, req_->head().method_string(), path));
     }
     return false;
 }
@@ -327,10 +307,8 @@ std::uint64_t Exchange::frame_read_body() {
 // here (SPEC §8). True when that is the answer due.
 bool Exchange::answer_models() {
     static constexpr std::string_view kModels = "/v1/models";
-    const auto& head = req_->head();
-    if (head.method() != http::verb::get) return false;
-    const auto target = target_.form == TargetForm::absolute ? target_.path : head.target();
-    const auto path = target.substr(0, target.find('?'));
+    if (req_->head().method() != http::verb::get) return false;
+    const auto path = request_path();
     if (!path.starts_with(kModels)) return false;
     auto rest = path.substr(kModels.size());
     if (!rest.empty() && rest[0] != '/') return false;  // "/v1/modelsX"
@@ -344,7 +322,9 @@ bool Exchange::answer_models() {
         answer(std::move(list));
         return true;
     }
-    const auto id = percent_decoded(rest.substr(1));
+    // The id as the client wrote it, or percent-encoded ("a%2Fb" for "a/b").
+    const auto encoded = boost::urls::make_pct_string_view(rest.substr(1));
+    const auto id = encoded ? encoded->decode() : std::string(rest.substr(1));
     if (std::find(ids.begin(), ids.end(), id) == ids.end()) {
         answer(model_not_found(id));
         return true;

@@ -398,6 +398,11 @@ TEST_F(Routing, ModelsAreListedFromRoutesAndServers) {
     ASSERT_TRUE(one);
     EXPECT_EQ(one->status, 200);
     EXPECT_EQ(one->json()->get("id")->str, "deepseek-v3");
+    // Percent-encoded, as an SDK may send an id holding "/".
+    auto encoded = request_once(gw.port(), http_request("GET", "/v1/models/deepseek%2Dv3"));
+    ASSERT_TRUE(encoded);
+    EXPECT_EQ(encoded->status, 200) << encoded->body;
+    EXPECT_EQ(encoded->json()->get("id")->str, "deepseek-v3");
     auto gone = request_once(gw.port(), http_request("GET", "/v1/models/gpt-4o"));
     ASSERT_TRUE(gone);
     EXPECT_EQ(gone->status, 404);
