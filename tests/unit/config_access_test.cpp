@@ -1,6 +1,7 @@
 // listeners[].access.trusted_proxies / proxy_protocol and listeners[].auth:
 // values, defaults, the keys file read at load, and every error with its path.
 
+#include "config_checks.hpp"
 #include "deepseek_gateway/config/config.hpp"
 
 #include <gtest/gtest.h>
@@ -11,6 +12,7 @@
 #include <vector>
 
 using namespace dsgw::config;
+using namespace dsgw::config::testing;
 namespace ip = boost::asio::ip;
 
 namespace {
@@ -22,24 +24,6 @@ std::string with_listener(const std::string& listener) {
 
 std::string with_access(const std::string& extra) {
     return with_listener("access: {allow: [192.168.1.0/24], " + extra + "}");
-}
-
-std::string joined(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& e : v) s += "  " + e + "\n";
-    return s;
-}
-
-void expect_one_error(const std::string& yaml, const std::string& error) {
-    auto r = load_config_string(yaml);
-    EXPECT_EQ(r.errors, std::vector<std::string>{error}) << "errors:\n" << joined(r.errors);
-    EXPECT_EQ(r.config, nullptr);
-}
-
-const ListenerConfig& loaded_listener(const LoadResult& r) {
-    static const ListenerConfig none;
-    EXPECT_TRUE(r.errors.empty()) << joined(r.errors);
-    return r.config ? r.config->listeners.at(0) : none;
 }
 
 // A keys file in /tmp, removed with the object.

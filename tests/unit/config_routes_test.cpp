@@ -2,6 +2,7 @@
 // path, the warning for a route an earlier one shadows, and the matcher
 // (glob_match, match_route) the request path runs.
 
+#include "config_checks.hpp"
 #include "deepseek_gateway/config/config.hpp"
 #include "deepseek_gateway/config/routes.hpp"
 
@@ -14,6 +15,7 @@
 #include <vector>
 
 using namespace dsgw::config;
+using namespace dsgw::config::testing;
 
 namespace {
 
@@ -27,24 +29,6 @@ const std::string kUpstreams =
 std::string with_routes(const std::string& routes, const std::string& extra = "upstream: u") {
     return "listeners: [{name: l, address: 127.0.0.1:8080, access: {allow: [127.0.0.0/8]}, " +
            extra + (extra.empty() ? "" : ", ") + "routes: " + routes + "}]\n" + kUpstreams;
-}
-
-std::string joined(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& e : v) s += "  " + e + "\n";
-    return s;
-}
-
-void expect_one_error(const std::string& yaml, const std::string& error) {
-    auto r = load_config_string(yaml);
-    EXPECT_EQ(r.errors, std::vector<std::string>{error}) << "errors:\n" << joined(r.errors);
-    EXPECT_EQ(r.config, nullptr);
-}
-
-const ListenerConfig& loaded_listener(const LoadResult& r) {
-    static const ListenerConfig none;
-    EXPECT_TRUE(r.errors.empty()) << joined(r.errors);
-    return r.config ? r.config->listeners.at(0) : none;
 }
 
 // The warnings about routes (not the one about an upstream no route uses).

@@ -2,6 +2,7 @@
 // error with the exact "key.path: reason" text an operator will read.
 
 #include "deepseek_gateway/config/config.hpp"
+#include "config_checks.hpp"
 #include "deepseek_gateway/config/servers.hpp"
 
 #include <gtest/gtest.h>
@@ -19,6 +20,7 @@
 #include <thread>
 
 using namespace dsgw::config;
+using namespace dsgw::config::testing;
 using namespace std::chrono_literals;
 namespace ip = boost::asio::ip;
 
@@ -45,19 +47,6 @@ std::string with(const std::string& listener,
 }
 const std::string kListener =
     "name: l, address: 127.0.0.1:8080, access: {allow: [127.0.0.0/8]}, upstream: u";
-
-std::string joined(const std::vector<std::string>& v) {
-    std::string s;
-    for (const auto& e : v) s += "  " + e + "\n";
-    return s;
-}
-
-// Exactly one error, with exactly this text.
-void expect_one_error(const std::string& yaml, const std::string& error) {
-    auto r = load_config_string(yaml);
-    EXPECT_EQ(r.errors, std::vector<std::string>{error}) << "errors:\n" << joined(r.errors);
-    EXPECT_EQ(r.config, nullptr);
-}
 
 }  // namespace
 
