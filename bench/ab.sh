@@ -24,24 +24,7 @@ BASE_PORT=${BASE_PORT:-18180} PROXY_CPU=${PROXY_CPU:-1} LOAD_CPU=${LOAD_CPU:-0}
 MOCK=${MOCK:-build-release/tools/mock_server/deepseek-mock-server}
 for c in wrk openssl taskset; do command -v "$c" >/dev/null || { echo "$c missing" >&2; exit 1; }; done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-wait_port() {  # port
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2
-  exit 1
-}
-ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
+. bench/lib.sh
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
   -subj /CN=localhost -keyout "$tmp/key.pem" -out "$tmp/cert.pem" 2>/dev/null
@@ -82,8 +65,6 @@ run() {  # name kind -> CPU µs per request
     echo "warning: $name $kind had errors: $(grep '^WRK' <<<"$out")" >&2
   awk -v c=$((c1 - c0)) -v r="$req" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f", c * 1e6 / hz / r }'
 }
-
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "| round | kind | A µs/req | B µs/req |"
 echo "| --- | --- | --- | --- |"

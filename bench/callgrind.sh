@@ -17,22 +17,7 @@ for c in valgrind callgrind_control wrk; do
   command -v "$c" >/dev/null || { echo "$c missing (apt-get install valgrind wrk)" >&2; exit 1; }
 done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  [ -n "${KEEP:-}" ] || rm -rf "$tmp"
-}
-trap cleanup EXIT
-wait_port() {
-  for _ in $(seq 600); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "nothing listens on $1" >&2
-  exit 1
-}
+. bench/lib.sh
 
 mock_port=$((PORT + 1))
 "$MOCK" --listen "127.0.0.1:$mock_port" --quiet >/dev/null 2>&1 &

@@ -24,25 +24,7 @@ PROBE_ROUNDS=${PROBE_ROUNDS:-200} SIZES=${SIZES:-"4096 262144"}
 MOCK=${MOCK:-build-release/tools/mock_server/deepseek-mock-server}
 for c in wrk g++ taskset; do command -v "$c" >/dev/null || { echo "$c missing" >&2; exit 1; }; done
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-wait_port() {  # port
-  for _ in $(seq 200); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "nothing listens on $1" >&2
-  exit 1
-}
-ticks() { awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$1/stat"; }
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+. bench/lib.sh
 
 mock_port=$BASE_PORT none_port=$((BASE_PORT + 1)) routes_port=$((BASE_PORT + 2))
 probe_none=$((BASE_PORT + 3)) probe_routes=$((BASE_PORT + 4)) probe_up=$((BASE_PORT + 5))
