@@ -10,6 +10,7 @@ packages=(
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libssl-dev openssl libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   libsystemd-dev libgtest-dev libgmock-dev
+  libxxhash-dev   # prefix_affinity hashes prompts with XXH3 (a frozen, fast format)
   prometheus   # promtool and a real Prometheus server for the observability tests
   systemd dpkg-dev file nftables   # ops tests: systemd-analyze verify, the .deb (shlibdeps), nft -c
   # scripts/fuzz.sh: clang, its libFuzzer and sanitizer runtimes (only recommended by

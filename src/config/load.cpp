@@ -36,6 +36,7 @@ constexpr EnumName<BalancerKind> kBalancers[] = {
     {"least_conn", BalancerKind::least_conn},
     {"round_robin", BalancerKind::round_robin},
     {"ip_hash", BalancerKind::ip_hash},
+    {"prefix_affinity", BalancerKind::prefix_affinity},
 };
 constexpr EnumName<OnDeny> kOnDeny[] = {
     {"close", OnDeny::close},
@@ -177,6 +178,7 @@ std::optional<std::string> read_upstream(const Node& n, UpstreamConfig& u) {
 
     if (auto t = m->get("tls")) read_upstream_tls(*t, u.tls);
     read_admission(*m, u);
+    read_balancing(*m, u);
     m->read_duration("resolve_interval", u.resolve_interval, true);
     m->finish();
     return name;

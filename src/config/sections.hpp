@@ -16,6 +16,10 @@ void read_upstream_tls(const yaml::Node& n, UpstreamTlsConfig& t);
 // `balancer` (slow_start depends on it).
 void read_admission(yaml::Map& upstream, UpstreamConfig& u);
 
+// upstreams[]: prefix_affinity (only with balancer: prefix_affinity) and
+// load_metrics (load_balancing.cpp). Read after `balancer`.
+void read_balancing(yaml::Map& upstream, UpstreamConfig& u);
+
 // listeners[].access.trusted_proxies and .proxy_protocol (load_access.cpp),
 // read from the listener's `access` mapping. proxy_protocol: true needs a
 // non-empty trusted_proxies.

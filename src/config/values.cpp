@@ -242,6 +242,8 @@ const char* to_string(BalancerKind k) {
             return "round_robin";
         case BalancerKind::ip_hash:
             return "ip_hash";
+        case BalancerKind::prefix_affinity:
+            return "prefix_affinity";
     }
     return "unknown";
 }

@@ -96,6 +96,10 @@ struct State {
     Family<Counter>& tls_errors;
     Family<Gauge>& cert_expiry;
     Family<Gauge>& queue_length;
+    Family<Gauge>& server_load;
+    Family<Counter>& scrape_errors;
+    Family<Counter>& prefix_lookups;
+    Family<Counter>& prefix_hits;
     HistogramFamily queue_wait{name("upstream_queue_wait_seconds"),
                                "Time requests waited in the upstream's queue for a server.",
                                latency_buckets()};
@@ -149,6 +153,17 @@ State::State(const std::string& version)
                          "time.")),
       queue_length(family(prometheus::BuildGauge(), registry, "upstream_queue_length",
                           "Requests waiting for a server of the upstream.")),
+      server_load(family(prometheus::BuildGauge(), registry, "upstream_server_load",
+                         "The load the balancer sees on a server: requests in flight, with "
+                         "load_metrics also the server's own queue and KV-cache use.")),
+      scrape_errors(family(prometheus::BuildCounter(), registry,
+                           "upstream_load_scrape_errors_total",
+                           "Reads of a server's load_metrics endpoint that failed.")),
+      prefix_lookups(family(prometheus::BuildCounter(), registry, "upstream_prefix_lookups_total",
+                            "Requests whose prompt prefix_affinity looked up.")),
+      prefix_hits(family(prometheus::BuildCounter(), registry, "upstream_prefix_hits_total",
+                         "Requests prefix_affinity sent to a server that had served a prefix "
+                         "of their prompt.")),
       reloads(family(prometheus::BuildCounter(), registry, "config_reloads_total",
                      "Configuration reloads, by result.")),
       build_info(family(prometheus::BuildGauge(), registry, "build_info",
@@ -270,6 +285,8 @@ std::shared_ptr<const ConfigMetrics> Metrics::apply(const config::Config& cfg) {
                 Labels l{{"upstream", u.name}};
                 m.queue_length = a.add(st.queue_length, l);
                 m.queue_wait = a.add(st.queue_wait, l);
+                m.prefix_lookups = a.add(st.prefix_lookups, l);
+                m.prefix_hits = a.add(st.prefix_hits, l);
             }));
         auto& names = cm->server_names_.emplace_back();
         auto& servers = cm->servers_.emplace_back();
@@ -286,6 +303,8 @@ std::shared_ptr<const ConfigMetrics> Metrics::apply(const config::Config& cfg) {
                     m.in_flight = a.add(st.in_flight, l);
                     m.healthy = a.add(st.healthy, l);
                     m.healthy->Set(1);  // until sampled: a new server is eligible
+                    m.load = a.add(st.server_load, l);
+                    m.load_scrape_errors = a.add(st.scrape_errors, l);
                     for (std::size_t k = 0; k < kUpstreamErrorKinds; ++k) {
                         auto lk = l;
                         lk["kind"] = kErrorNames[k];
@@ -376,6 +395,8 @@ const std::vector<std::string>& Metrics::family_names() {
                        "access_denied_total", "received_bytes_total", "sent_bytes_total",
                        "tls_handshake_errors_total", "tls_certificate_expiry_timestamp_seconds",
                        "upstream_queue_length", "upstream_queue_wait_seconds",
+                       "upstream_server_load", "upstream_load_scrape_errors_total",
+                       "upstream_prefix_lookups_total", "upstream_prefix_hits_total",
                        "config_reloads_total", "build_info"})
             v.push_back(name(n));
         for (auto n : {"process_cpu_seconds_total", "process_resident_memory_bytes",

@@ -15,6 +15,7 @@ void sample_upstreams(const upstream::UpstreamSet& set, const ConfigMetrics& m) 
             auto* sm = m.server(u, s);
             sm->in_flight->Set(static_cast<double>(servers[s]->in_flight()));
             sm->healthy->Set(servers[s]->usable(now) ? 1 : 0);
+            sm->load->Set(servers[s]->load(now));
         }
     }
 }

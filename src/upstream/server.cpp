@@ -87,3 +87,40 @@ double UpstreamServer::weight_factor(Clock::time_point now) const {
 }
 
 }  // namespace dsgw::upstream
+
+namespace dsgw::upstream {
+
+namespace {
+constexpr std::uint64_t kCountMax = (1u << 24) - 1;
+}  // namespace
+
+void UpstreamServer::set_scraped_load(const ScrapedLoad& l, Clock::time_point at) {
+    const std::uint64_t running = std::min<std::uint64_t>(l.running, kCountMax);
+    const std::uint64_t waiting = std::min<std::uint64_t>(l.waiting, kCountMax);
+    const double kv = std::clamp(l.kv_usage, 0.0, 1.0);
+    const auto kv_fixed = static_cast<std::uint64_t>(kv * 65535.0 + 0.5);
+    scraped_.store(running << 40 | waiting << 16 | kv_fixed, std::memory_order_relaxed);
+    scraped_at_ns_.store(ticks(at), std::memory_order_release);
+}
+
+std::optional<UpstreamServer::ScrapedLoad> UpstreamServer::scraped_load(Clock::time_point now) const {
+    const auto stale = load_stale_ns_.load(std::memory_order_relaxed);
+    if (stale <= 0) return std::nullopt;
+    const auto at = scraped_at_ns_.load(std::memory_order_acquire);
+    if (at == kNever || ticks(now) - at > stale) return std::nullopt;
+    const auto v = scraped_.load(std::memory_order_relaxed);
+    ScrapedLoad l;
+    l.running = static_cast<std::uint32_t>(v >> 40);
+    l.waiting = static_cast<std::uint32_t>((v >> 16) & kCountMax);
+    l.kv_usage = static_cast<double>(v & 0xFFFF) / 65535.0;
+    return l;
+}
+
+double UpstreamServer::load(Clock::time_point now) const {
+    const auto flight = static_cast<double>(std::max<std::int64_t>(in_flight(), 0));
+    const auto s = scraped_load(now);
+    if (!s) return flight;
+    return (std::max(flight, static_cast<double>(s->running)) + s->waiting) * (1.0 + s->kv_usage);
+}
+
+}  // namespace dsgw::upstream

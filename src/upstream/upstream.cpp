@@ -21,6 +21,8 @@ Upstream::Upstream(const config::UpstreamConfig& cfg,
     for (auto& server : servers_) {
         server->set_max_in_flight(cfg_.max_in_flight);
         server->set_slow_start(cfg_.slow_start);
+        server->set_load_stale_after(cfg_.load_metrics.enabled ? cfg_.load_metrics.stale_after()
+                                                               : Clock::duration::zero());
     }
     if (cfg_.max_in_flight > 0)
         queue_ = std::make_unique<AdmissionQueue>(*balancer_, cfg_.queue.size);

@@ -8,6 +8,7 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -114,7 +115,7 @@ struct ServerConfig {
     unsigned weight = 1;
 };
 
-enum class BalancerKind { least_conn, round_robin, ip_hash };
+enum class BalancerKind { least_conn, round_robin, ip_hash, prefix_affinity };
 const char* to_string(BalancerKind k);
 
 struct UpstreamTimeouts {
@@ -140,6 +141,34 @@ struct HealthCheckConfig {
     unsigned unhealthy_after = 3;  // consecutive failures to eject (probes, and passive)
 };
 
+// upstreams[].prefix_affinity (SPEC §9): how the canonical prompt is cut and
+// remembered, and how far a server may be above the pool's mean load before
+// a request that prefers it goes elsewhere.
+struct PrefixAffinityConfig {
+    std::uint64_t block_bytes = 512;       // the canonical prompt is hashed in blocks of this size
+    double max_load_ratio = 1.25;          // bound on a server's load, as a multiple of the mean
+    std::uint64_t table_entries = 1000000; // remembered block hashes per upstream
+    // A request's blocks beyond this many are not hashed or remembered (a
+    // prompt of several MiB must not flush the table): 512 KiB of prompt at
+    // the default block size, about DeepSeek's whole context.
+    static constexpr std::uint64_t kMaxBlocks = 1024;
+};
+
+// upstreams[].load_metrics (SPEC §9): each server's own load, read from its
+// Prometheus endpoint by one scraper for the whole process.
+struct LoadMetricsConfig {
+    bool enabled = false;
+    std::string path = "/metrics";
+    Duration interval = std::chrono::seconds(1);
+    // Each scrape must answer within this (the interval, at most 2 s).
+    Duration timeout() const { return std::min<Duration>(interval, std::chrono::seconds(2)); }
+    // A server whose scrapes fail keeps its last values this long (three
+    // intervals, at least 3 s); after that its load is the in-flight count alone.
+    Duration stale_after() const {
+        return std::max<Duration>(interval * 3, std::chrono::seconds(3));
+    }
+};
+
 struct PassiveConfig {
     bool on_5xx = false;  // count 5xx answers as failures
 };
@@ -156,6 +185,8 @@ struct UpstreamConfig {
     QueueConfig queue;
     PassiveConfig passive;
     HealthCheckConfig health_check;
+    PrefixAffinityConfig prefix_affinity;  // read only with balancer: prefix_affinity
+    LoadMetricsConfig load_metrics;
     // A server re-admitted after an ejection ramps its share of the requests
     // from ~0 to its full weight over this time; 0 = at once (off).
     Duration slow_start{0};

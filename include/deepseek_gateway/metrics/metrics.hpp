@@ -133,6 +133,8 @@ struct ServerMetrics {
     Histogram* first_byte = nullptr;  // upstream_first_byte_seconds{upstream, server}
     Gauge* in_flight = nullptr;       // upstream_requests_in_flight (set by sample_upstreams())
     Gauge* healthy = nullptr;         // upstream_server_healthy (set by sample_upstreams())
+    Gauge* load = nullptr;            // upstream_server_load (set by sample_upstreams())
+    Counter* load_scrape_errors = nullptr;  // upstream_load_scrape_errors_total
     std::array<Counter*, kUpstreamErrorKinds> errors{};  // upstream_errors_total{kind}
 
     // When the server's (final, non-1xx) response head has been read; a
@@ -149,6 +151,10 @@ struct ServerMetrics {
 struct UpstreamMetrics {
     Gauge* queue_length = nullptr;    // upstream_queue_length
     Histogram* queue_wait = nullptr;  // upstream_queue_wait_seconds
+    // prefix_affinity (SPEC §9): requests whose prompt was looked up, and
+    // those sent to a server that had served part of it.
+    Counter* prefix_lookups = nullptr;  // upstream_prefix_lookups_total
+    Counter* prefix_hits = nullptr;     // upstream_prefix_hits_total
 };
 
 namespace detail {

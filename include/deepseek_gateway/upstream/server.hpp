@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,28 @@ public:
         listed_models_.store(std::move(ids), std::memory_order_release);
     }
 
+    // The server's own view of its load (upstreams[].load_metrics, SPEC §9):
+    // the last good scrape of its Prometheus endpoint, by the LoadScraper
+    // (upstream/load_scraper.hpp). Counts above 16,777,215 are clamped.
+    struct ScrapedLoad {
+        std::uint32_t running = 0;  // requests it is running (vllm:num_requests_running)
+        std::uint32_t waiting = 0;  // requests in its own queue
+        double kv_usage = 0;        // KV-cache use, 0-1
+    };
+    void set_scraped_load(const ScrapedLoad& l, Clock::time_point at);
+    // The last scrape, or nothing when none came or it is older than
+    // stale_after (then the load is the in-flight count alone).
+    std::optional<ScrapedLoad> scraped_load(Clock::time_point now) const;
+    // Set from the configuration (again on reload): 0 = scrapes are not used.
+    void set_load_stale_after(std::chrono::nanoseconds d) {
+        load_stale_ns_.store(d.count(), std::memory_order_relaxed);
+    }
+    // The load prefix_affinity bounds and upstream_server_load shows: the
+    // in-flight count; with a fresh scrape, the larger of that and the
+    // server's running count, plus its queue, times (1 + KV-cache use), so
+    // a server whose cache is full counts double.
+    double load(Clock::time_point now) const;
+
 private:
     friend class ServerLease;
     std::string name_;
@@ -125,6 +148,11 @@ private:
     static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
     std::atomic<std::int64_t> last_warning_ns_{kNever};
     std::atomic<std::shared_ptr<const std::vector<std::string>>> listed_models_;
+    // ScrapedLoad packed (running 24 bits, waiting 24, kv_usage 16 in
+    // 1/65535) so a reader sees one scrape, not parts of two.
+    std::atomic<std::uint64_t> scraped_{0};
+    std::atomic<std::int64_t> scraped_at_ns_{kNever};
+    std::atomic<std::int64_t> load_stale_ns_{0};
 };
 
 // Told when a server's in-flight slot frees, so a queued request can take it
