@@ -10,6 +10,9 @@ std::unique_ptr<Balancer> make_balancer(config::BalancerKind kind,
         case config::BalancerKind::least_conn: return make_least_conn(std::move(servers));
         case config::BalancerKind::round_robin: return make_round_robin(std::move(servers));
         case config::BalancerKind::ip_hash: return make_ip_hash(std::move(servers));
+        case config::BalancerKind::prefix_affinity:
+            return make_prefix_affinity(std::move(servers), config::PrefixAffinityConfig{},
+                                        nullptr);
     }
     return make_least_conn(std::move(servers));
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <climits>
 #include <cstring>
+#include <string_view>
 
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -272,8 +273,11 @@ const char* skip_escapes(const char* p, const char* end) {
 void ModelScan::reset() {
     std::string keep = std::move(model_);
     keep.clear();
+    std::vector<Message> keep_messages = std::move(messages_);
+    keep_messages.clear();
     *this = ModelScan();
     model_ = std::move(keep);
+    messages_ = std::move(keep_messages);
 }
 
 bool ModelScan::fail(const char* at, const char* base, const char* reason) {
@@ -339,13 +343,88 @@ bool ModelScan::append_code_point(std::uint32_t cp) {
     return append(u, n);
 }
 
-void ModelScan::value_done() {
+// A value ended at `end` (one past its last byte).
+void ModelScan::value_done(std::uint64_t end) {
     state_ = depth_ != 0 ? State::next : State::done;
+    if (capturing_ != Next::none && depth_ == capture_depth_) [[unlikely]] {
+        const Span span{capture_begin_, end};
+        switch (capturing_) {
+            case Next::tools:
+                tools_ = span;
+                break;
+            case Next::prompt:
+                prompt_ = span;
+                break;
+            case Next::role:
+                messages_.back().role = span;
+                break;
+            case Next::content:
+                messages_.back().content = span;
+                break;
+            default:
+                break;
+        }
+        captured_ += end - capture_begin_;
+        capturing_ = Next::none;
+    }
 }
 
-void ModelScan::pop() {
+void ModelScan::pop(std::uint64_t end) {
+    if (messages_open_) {
+        if (depth_ == 3) message_noted_ = false;
+        if (depth_ == 2) messages_open_ = false;
+    }
     --depth_;
-    value_done();
+    value_done(end);
+}
+
+// A value starts at `at` with `c`, and it is one the prompt is made of, or an
+// element of "messages" (capture_prompt() only).
+void ModelScan::start_value(unsigned char c, std::uint64_t at) {
+    const Next next = next_;
+    next_ = Next::none;
+    if (depth_ == 2 && messages_open_) {
+        message_noted_ = c == '{' && captured_ < capture_max_;
+        if (message_noted_) messages_.emplace_back();
+        return;
+    }
+    switch (next) {
+        case Next::none:
+        case Next::model:
+            return;
+        case Next::messages:
+            messages_.clear();
+            has_messages_ = messages_open_ = c == '[';
+            return;
+        default:
+            capturing_ = next;
+            capture_begin_ = at;
+            capture_depth_ = depth_;
+            return;
+    }
+}
+
+// A key ended: what its value will be.
+void ModelScan::key_done() {
+    next_ = Next::none;
+    if (sink_ != Sink::key || key_len_ > sizeof key_) return;
+    const std::string_view k(key_, key_len_);
+    if (depth_ == 1) {
+        if (k == "model")
+            next_ = Next::model;
+        else if (capture_max_ == 0)
+            return;
+        else if (k == "messages")
+            next_ = Next::messages;
+        else if (k == "tools")
+            next_ = Next::tools;
+        else if (k == "prompt")
+            next_ = Next::prompt;
+    } else if (k == "role") {
+        next_ = Next::role;
+    } else if (k == "content") {
+        next_ = Next::content;
+    }
 }
 
 // A number ends at `at` (not consumed). Boost.JSON 1.81 refuses an exponent
@@ -356,7 +435,7 @@ bool ModelScan::end_number(const char* at, const char* base) {
                                             : bias_ > std::int64_t{INT_MAX} - exp_;
         if (overflow) return fail(at, base, "number out of range");
     }
-    value_done();
+    value_done(consumed_ + static_cast<std::uint64_t>(at - base));
     return true;
 }
 
@@ -374,12 +453,13 @@ bool ModelScan::feed(const char* data, std::size_t n) {
                     break;
                 }
                 if (c == ']' && state_ == State::first_value) {
+                    pop(consumed_ + static_cast<std::uint64_t>(p - data) + 1);
                     ++p;
-                    pop();
                     break;
                 }
-                const bool model = model_next_;
-                model_next_ = false;
+                const bool model = next_ == Next::model;
+                if (next_ != Next::none || (messages_open_ && depth_ == 2))
+                    start_value(c, consumed_ + static_cast<std::uint64_t>(p - data));
                 if (model && c != '"') model_kind_ = Model::other;
                 switch (c) {
                     case '"':
@@ -436,14 +516,14 @@ bool ModelScan::feed(const char* data, std::size_t n) {
                     break;
                 }
                 if (c == '}' && state_ == State::first_key) {
+                    pop(consumed_ + static_cast<std::uint64_t>(p - data) + 1);
                     ++p;
-                    pop();
                     break;
                 }
                 if (c != '"') return fail(p, data, "unexpected character");
                 ++p;
                 string_is_key_ = true;
-                sink_ = depth_ == 1 ? Sink::key : Sink::none;
+                sink_ = depth_ == 1 || (depth_ == 3 && message_noted_) ? Sink::key : Sink::none;
                 key_len_ = 0;
                 state_ = State::string;
                 break;
@@ -470,7 +550,7 @@ bool ModelScan::feed(const char* data, std::size_t n) {
                 if (c == ',') {
                     state_ = in_object() ? State::key : State::value;
                 } else if (c == (in_object() ? '}' : ']')) {
-                    pop();
+                    pop(consumed_ + static_cast<std::uint64_t>(p - data) + 1);
                 } else {
                     return fail(p, data, "unexpected character");
                 }
@@ -525,13 +605,12 @@ bool ModelScan::feed(const char* data, std::size_t n) {
                 if (c == '"') {
                     ++p;
                     if (string_is_key_) {
-                        model_next_ = sink_ == Sink::key && key_len_ == 5 &&
-                                      std::memcmp(key_, "model", 5) == 0;
+                        key_done();
                         state_ = State::colon;
                     } else {
-                        if (sink_ == Sink::model)
-                            model_end_ = consumed_ + static_cast<std::uint64_t>(p - data);
-                        value_done();
+                        const auto end_at = consumed_ + static_cast<std::uint64_t>(p - data);
+                        if (sink_ == Sink::model) model_end_ = end_at;
+                        value_done(end_at);
                     }
                     sink_ = Sink::none;
                 } else if (c == '\\') {
@@ -637,7 +716,7 @@ bool ModelScan::feed(const char* data, std::size_t n) {
             case State::literal:
                 if (*p != *literal_) return fail(p, data, "unexpected character");
                 ++p;
-                if (*++literal_ == '\0') value_done();
+                if (*++literal_ == '\0') value_done(consumed_ + static_cast<std::uint64_t>(p - data));
                 break;
 
             case State::num_minus:

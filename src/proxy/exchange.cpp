@@ -32,6 +32,7 @@ RelayParser<true>& Exchange::begin() {
     sent_continue_ = false;
     framed_ = false;
     body_read_ = false;
+    prompt_ = {};
     parsed_ = 0;
     up_.upstream = nullptr;
     up_.server_name = {};
@@ -83,7 +84,7 @@ Task<void> Exchange::run() {
         admitted = ok;
     }
     bool clean = false;
-    if (admitted && !client_.lc->routes.empty()) {
+    if (admitted && inspects()) {
         const bool routed = co_await inspect();
         admitted = routed;
         if (!routed) drop_read_body();
@@ -114,7 +115,9 @@ balancer::PickContext Exchange::route() {
                        : lc.upstream_index;
     up_.upstream = &rt.upstream(i);
     up_.book = ServerBook(up_.upstream, rt.metrics.get(), i);
-    return balancer::PickContext{client_.ip, nullptr, Clock::now()};
+    balancer::PickContext ctx{client_.ip, nullptr, Clock::now()};
+    if (body_read_ && hash_prompt()) ctx.prompt = &prompt_;
+    return ctx;
 }
 
 // ---- forward ----------------------------------------------------------------
@@ -311,6 +314,7 @@ void Exchange::settle(bool clean) {
 void Exchange::record_end() {
     if (client_.gone && outcome_.status == 0) outcome_.status = 499;
     if (up_.upstream) outcome_.upstream = up_.upstream->name();
+    if (prompt_.looked_up) up_.book.prefix_looked_up(prompt_.matched > 0);
     record(outcome_, client_, req_ ? &req_->head() : nullptr);
 }
 

@@ -20,7 +20,7 @@
 // exchange per request; an Exchange object is reused for the next request.
 
 #include "deepseek_gateway/balancer/balancer.hpp"
-#include "deepseek_gateway/llm/model_scan.hpp"
+#include "deepseek_gateway/llm/prompt_blocks.hpp"
 #include "deepseek_gateway/proxy/forward.hpp"
 #include "deepseek_gateway/proxy/request_target.hpp"
 #include "proxy/client_side.hpp"
@@ -81,10 +81,14 @@ private:
     net::Task<bool> admit_client();
     std::optional<std::string_view> check_request_shape();
 
-    // ---- inspect (inspect.cpp): on listeners with routes (SPEC §8) ----
+    // ---- inspect (inspect.cpp): on listeners with routes (SPEC §8) and
+    // listeners whose requests may go to a prefix_affinity upstream (§9) ----
     // The route: the model in the JSON body (read to its end first), the
     // path, the API key. False when the exchange ends here (a local reply:
     // an error, or the answer to GET /v1/models).
+    bool inspects() const;
+    std::uint64_t prompt_capture() const;
+    bool hash_prompt();
     net::Task<bool> inspect();
     bool reads_body() const;
     net::Task<bool> read_body();
@@ -173,6 +177,11 @@ private:
     std::uint64_t body_bytes_ = 0;
     std::unique_ptr<llm::ModelScan> scan_;
     std::string model_out_;
+    // The prompt's block hashes, for a prefix_affinity upstream, and the
+    // body's pieces they were read from.
+    std::vector<std::uint64_t> prompt_hashes_;
+    std::vector<llm::BodyPiece> prompt_text_;
+    balancer::PromptMatch prompt_;
     unsigned interim_count_ = 0;
 };
 

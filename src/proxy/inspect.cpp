@@ -5,6 +5,7 @@
 #include "deepseek_gateway/app/runtime.hpp"
 #include "deepseek_gateway/config/routes.hpp"
 #include "deepseek_gateway/llm/models_list.hpp"
+#include "deepseek_gateway/llm/prompt_blocks.hpp"
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/proxy/local_reply.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
@@ -79,8 +80,54 @@ std::string_view Exchange::request_path() const {
 
 // ---- inspect ----------------------------------------------------------------
 
+// Listeners with routes, and those whose requests may go to a prefix_affinity
+// upstream: they read JSON bodies.
+bool Exchange::inspects() const {
+    return !client_.lc->routes.empty() || prompt_capture() != 0;
+}
+
+// How much of a body's prompt to note for the prefix_affinity upstreams this
+// listener's requests may go to (the most any of them hashes); 0 for none.
+std::uint64_t Exchange::prompt_capture() const {
+    const auto& lc = *client_.lc;
+    const auto& rt = *client_.rt;
+    std::uint64_t most = 0;
+    auto see = [&](std::size_t u) {
+        const auto& c = rt.upstream(u).config();
+        if (c.balancer == config::BalancerKind::prefix_affinity)
+            most = std::max(most, c.prefix_affinity.block_bytes *
+                                      config::PrefixAffinityConfig::kMaxBlocks);
+    };
+    if (lc.has_upstream()) see(lc.upstream_index);
+    for (const auto& r : lc.routes) see(r.upstream_index);
+    return most;
+}
+
+// The prompt's block hashes in prompt_, when the body read has one and the
+// upstream chosen is prefix_affinity.
+bool Exchange::hash_prompt() {
+    const auto& cfg = up_.upstream->config();
+    if (cfg.balancer != config::BalancerKind::prefix_affinity) return false;
+    const char* base = static_cast<const char*>(client_.buf.data().data());
+    prompt_text_.clear();
+    for (const auto& [off, len] : body_at_) {
+        // Pieces that follow each other in the buffer are one.
+        if (!prompt_text_.empty() &&
+            prompt_text_.back().data + prompt_text_.back().size == base + off)
+            prompt_text_.back().size += len;
+        else
+            prompt_text_.push_back({base + off, len});
+    }
+    if (!llm::prompt_blocks(*scan_, prompt_text_, cfg.prefix_affinity.block_bytes,
+                            config::PrefixAffinityConfig::kMaxBlocks, prompt_hashes_))
+        return false;
+    prompt_.blocks = prompt_hashes_;
+    return true;
+}
+
 Task<bool> Exchange::inspect() {
-    if (refuse_dot_segments() || answer_models()) co_return false;
+    if (!client_.lc->routes.empty() && (refuse_dot_segments() || answer_models()))
+        co_return false;
     if (reads_body()) {
         framed_ = true;
         // Expect: 100-continue: the body is needed before a server is chosen.
@@ -139,6 +186,7 @@ Task<bool> Exchange::read_body() {
     // Made on a connection's first routed body: others hold only a pointer.
     if (!scan_) scan_ = std::make_unique<llm::ModelScan>();
     scan_->reset();
+    scan_->capture_prompt(prompt_capture());
     body_at_.clear();
     body_bytes_ = 0;
     parsed_ = 0;

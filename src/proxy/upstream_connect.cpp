@@ -213,6 +213,13 @@ void ServerBook::queue_waited(Clock::duration d) const {
         metrics_->upstream(index_)->queue_wait->observe(std::chrono::duration<double>(d).count());
 }
 
+void ServerBook::prefix_looked_up(bool hit) const {
+    if (!metrics_) return;
+    const auto* m = metrics_->upstream(index_);
+    m->prefix_lookups->Increment();
+    if (hit) m->prefix_hits->Increment();
+}
+
 void ServerBook::eject_step(upstream::UpstreamServer& server) const {
     if (server.on_failure(Clock::now(), upstream_->failure_threshold()))
         spdlog::warn("upstream {} server {}: ejected after {} consecutive failures",

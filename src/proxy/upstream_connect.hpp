@@ -50,6 +50,9 @@ public:
     void success(upstream::UpstreamServer& server) const { server.on_success(); }
     // A wait in the queue ended (granted or not).
     void queue_waited(Clock::duration d) const;
+    // A prompt prefix_affinity looked up; `hit`: the server it went to had
+    // served part of it.
+    void prefix_looked_up(bool hit) const;
     // Counted, and logged at most once a minute per server: bytes after the
     // end of a response (HTTP `status`).
     void bytes_after_response(upstream::UpstreamServer* server, unsigned status) const;

@@ -8,12 +8,26 @@
 
 #include <boost/asio/ip/address.hpp>
 
+#include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 namespace dsgw::balancer {
 
 using upstream::UpstreamServer;
+class PrefixTable;
+
+// The prompt of a request to a prefix_affinity upstream (SPEC §9): its
+// canonical prompt's block hashes (llm/prompt_blocks.hpp), and what the
+// balancer found for it.
+struct PromptMatch {
+    std::span<const std::uint64_t> blocks;
+    // Set by each pick: that the prompt was looked up, and how many of its
+    // leading blocks the server picked had served (0: a miss).
+    bool looked_up = false;
+    std::uint32_t matched = 0;
+};
 
 struct PickContext {
     // The client address (already normalized: IPv4-mapped IPv6 unmapped).
@@ -21,6 +35,9 @@ struct PickContext {
     // A server to avoid if any other is usable (the one a retry failed on).
     const UpstreamServer* exclude = nullptr;
     upstream::Clock::time_point now = upstream::Clock::now();
+    // prefix_affinity only; null or no blocks: balanced as least_conn. Owned
+    // by the exchange, which outlives every pick made for it.
+    PromptMatch* prompt = nullptr;
 };
 
 class Balancer {
@@ -39,5 +56,10 @@ std::unique_ptr<Balancer> make_balancer(config::BalancerKind kind,
 std::unique_ptr<Balancer> make_round_robin(std::vector<UpstreamServer*> servers);
 std::unique_ptr<Balancer> make_least_conn(std::vector<UpstreamServer*> servers);
 std::unique_ptr<Balancer> make_ip_hash(std::vector<UpstreamServer*> servers);
+// `table`: what an earlier balancer of the same upstream remembered (a reload
+// that kept its servers), or null for a new one.
+std::unique_ptr<Balancer> make_prefix_affinity(std::vector<UpstreamServer*> servers,
+                                               const config::PrefixAffinityConfig& cfg,
+                                               std::shared_ptr<PrefixTable> table);
 
 }  // namespace dsgw::balancer

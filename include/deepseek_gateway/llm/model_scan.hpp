@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace dsgw::llm {
 
@@ -59,7 +60,30 @@ public:
     std::uint64_t error_offset() const { return error_offset_; }
     const char* error() const { return error_; }
 
-    // For the next request (keeps the model's capacity).
+    // The prompt (SPEC §9), for prefix_affinity: asked for with
+    // capture_prompt() before the first feed(), the scan also notes where
+    // the values of the top-level "tools" and "prompt", and of "role" and
+    // "content" in each object of the top-level "messages" array, lie in the
+    // text (raw JSON, quotes included; the last of duplicate keys wins).
+    // Messages stop being noted once the values noted add up to `max_bytes`:
+    // a prompt is only hashed that far.
+    struct Span {
+        std::uint64_t begin = 0, end = 0;  // [begin, end) in the whole text
+        bool empty() const { return begin == end; }
+    };
+    struct Message {
+        Span role, content;
+    };
+    void capture_prompt(std::uint64_t max_bytes) { capture_max_ = max_bytes; }
+    // After a finish() that returned true: whether "messages" was an array,
+    // its objects, and the other two values (empty when absent).
+    bool has_messages() const { return has_messages_; }
+    const std::vector<Message>& messages() const { return messages_; }
+    Span tools() const { return tools_; }
+    Span prompt() const { return prompt_; }
+
+    // For the next request (keeps the model's and the messages' capacity;
+    // capture_prompt() is off again).
     void reset();
 
 private:
@@ -72,8 +96,10 @@ private:
     bool append(const char* p, std::size_t n);
     bool append_code_point(std::uint32_t cp);
     bool push(bool object);
-    void pop();
-    void value_done();
+    void pop(std::uint64_t end);
+    void value_done(std::uint64_t end);
+    void start_value(unsigned char c, std::uint64_t at);
+    void key_done();
     bool in_object() const { return (stack_[(depth_ - 1) >> 6] >> ((depth_ - 1) & 63)) & 1; }
 
     std::uint64_t consumed_ = 0;                       // bytes fed before the current piece
@@ -84,7 +110,10 @@ private:
     // or to model_ (the value of a top-level "model").
     enum class Sink : std::uint8_t { none, key, model } sink_ = Sink::none;
     bool string_is_key_ = false;
-    bool model_next_ = false;  // the value about to start is a top-level "model"
+    // What the value about to start is: a top-level "model", one of the
+    // prompt's parts, or nothing of interest.
+    enum class Next : std::uint8_t { none, model, tools, prompt, messages, role, content };
+    Next next_ = Next::none;
     bool top_object_ = false;
     // A multi-byte UTF-8 sequence cut by the end of a piece: bytes still due,
     // and the range of the next one.
@@ -119,6 +148,19 @@ private:
     std::uint64_t model_end_ = 0;
     std::uint64_t error_offset_ = 0;
     const char* error_ = nullptr;
+
+    // The prompt's parts (capture_prompt()). A value being noted: which
+    // part, where it began, and the depth it ends at.
+    std::uint64_t capture_max_ = 0;
+    std::uint64_t captured_ = 0;
+    Next capturing_ = Next::none;
+    std::uint64_t capture_begin_ = 0;
+    std::uint32_t capture_depth_ = 0;
+    bool messages_open_ = false;  // inside the top-level "messages" array (at depth 2)
+    bool message_noted_ = false;  // the object at depth 3 is messages_.back()
+    bool has_messages_ = false;
+    Span tools_, prompt_;
+    std::vector<Message> messages_;
 };
 
 }  // namespace dsgw::llm

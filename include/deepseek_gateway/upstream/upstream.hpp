@@ -27,9 +27,12 @@ public:
     // Throws std::runtime_error when the upstream's TLS material fails to load.
     // `tls`: a context to use instead of loading one (a DNS change keeps the
     // previous runtime's).
+    // `prefix_table`: what prefix_affinity remembered under the previous
+    // configuration (null: start empty).
     Upstream(const config::UpstreamConfig& cfg,
              std::vector<std::shared_ptr<UpstreamServer>> servers,
-             std::shared_ptr<tls::ClientContext> tls = nullptr);
+             std::shared_ptr<tls::ClientContext> tls = nullptr,
+             std::shared_ptr<balancer::PrefixTable> prefix_table = nullptr);
     ~Upstream();
 
     const config::UpstreamConfig& config() const { return cfg_; }
@@ -57,9 +60,15 @@ public:
     // a server's list changed.
     void update_models();
 
+    // prefix_affinity's table (null for other balancers): a reload that keeps
+    // the upstream's servers, in order, and its block_bytes and
+    // table_entries, keeps what it remembered.
+    const std::shared_ptr<balancer::PrefixTable>& prefix_table() const { return prefix_table_; }
+
 private:
     const config::UpstreamConfig& cfg_;  // owned by the UpstreamSet's Config
     std::vector<std::shared_ptr<UpstreamServer>> servers_;
+    std::shared_ptr<balancer::PrefixTable> prefix_table_;
     std::unique_ptr<balancer::Balancer> balancer_;
     std::shared_ptr<tls::ClientContext> tls_;
     std::unique_ptr<AdmissionQueue> queue_;
