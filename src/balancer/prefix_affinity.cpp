@@ -85,6 +85,7 @@ public:
         // every block before the ones it reuses).
         matched_.assign(n, 0);
         const auto& blocks = prompt->blocks;
+        for (const auto block : blocks) table_->prefetch(block);
         for (std::size_t i = 0; i < blocks.size(); ++i) {
             const unsigned s = table_->find(blocks[i]);
             if (s == 0 || s > n) break;

@@ -1,7 +1,11 @@
 #include "deepseek_gateway/balancer/prefix_table.hpp"
 
+#include <sys/mman.h>
+
+#include <algorithm>
 #include <bit>
 #include <chrono>
+#include <new>
 
 namespace dsgw::balancer {
 
@@ -23,8 +27,19 @@ unsigned server_of(std::uint64_t w) {
 
 PrefixTable::PrefixTable(std::uint64_t entries) {
     const std::uint64_t buckets = std::bit_ceil(std::max<std::uint64_t>(entries / kWays, 1));
-    buckets_.reset(new Bucket[buckets]());
     mask_ = buckets - 1;
+    bytes_ = buckets * sizeof(Bucket);
+    // Anonymous memory: zero (every way empty), committed as it is touched,
+    // and on 2 MiB pages where transparent huge pages allow it: a lookup is
+    // one cache miss, not also a TLB miss.
+    void* p = mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    madvise(p, bytes_, MADV_HUGEPAGE);
+    buckets_ = static_cast<Bucket*>(p);
+}
+
+PrefixTable::~PrefixTable() {
+    munmap(buckets_, bytes_);
 }
 
 unsigned PrefixTable::find(std::uint64_t block) const {

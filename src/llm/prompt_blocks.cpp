@@ -4,49 +4,70 @@
 #include <xxhash.h>
 
 #include <algorithm>
+#include <cstring>
 
 namespace dsgw::llm {
 
 namespace {
 
-// Bytes in, a hash out at each block's end.
+// Bytes in, a hash out at each block's end. A block that lies whole in one
+// piece is hashed where it is; one cut across pieces is gathered first.
 class Blocks {
 public:
     Blocks(std::size_t block_bytes, std::size_t max_blocks, std::vector<std::uint64_t>& out)
         : block_(block_bytes), max_(max_blocks), out_(out) {
         out_.clear();
-        XXH3_64bits_reset_withSeed(&state_, 0);
+        if (staging_.size() < block_) staging_.resize(block_);
     }
 
     bool full() const { return out_.size() >= max_; }
 
     void add(const char* p, std::size_t n) {
         while (n != 0 && !full()) {
+            if (fill_ == 0 && n >= block_) {
+                push(XXH3_64bits(p, block_));
+                p += block_;
+                n -= block_;
+                continue;
+            }
             const std::size_t take = std::min(n, block_ - fill_);
-            XXH3_64bits_update(&state_, p, take);
+            std::memcpy(staging_.data() + fill_, p, take);
             fill_ += take;
             p += take;
             n -= take;
             if (fill_ == block_) {
-                const std::uint64_t h = XXH3_64bits_digest(&state_);
-                out_.push_back(h);
-                XXH3_64bits_reset_withSeed(&state_, h);
+                push(XXH3_64bits(staging_.data(), block_));
                 fill_ = 0;
             }
         }
     }
 
     void finish() {
-        if (fill_ != 0 && !full()) out_.push_back(XXH3_64bits_digest(&state_));
+        if (fill_ != 0 && !full()) push(XXH3_64bits(staging_.data(), fill_));
     }
 
 private:
-    XXH3_state_t state_;
+    // Block i's hash: XXH3-64 of (block i-1's hash, this block's own hash),
+    // both 8 bytes little-endian; 0 stands before the first block.
+    void push(std::uint64_t own) {
+        unsigned char pair[16];
+        for (int i = 0; i < 8; ++i) {
+            pair[i] = static_cast<unsigned char>(prev_ >> (8 * i));
+            pair[8 + i] = static_cast<unsigned char>(own >> (8 * i));
+        }
+        prev_ = XXH3_64bits(pair, sizeof pair);
+        out_.push_back(prev_);
+    }
+
     std::size_t block_;
     std::size_t max_;
     std::size_t fill_ = 0;
+    std::uint64_t prev_ = 0;
     std::vector<std::uint64_t>& out_;
+    static thread_local std::vector<char> staging_;
 };
+
+thread_local std::vector<char> Blocks::staging_;
 
 // The text [begin, end) of the body, from its pieces.
 class Text {

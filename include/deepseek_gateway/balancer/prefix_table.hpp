@@ -14,7 +14,6 @@
 
 #include <atomic>
 #include <cstdint>
-#include <memory>
 
 namespace dsgw::balancer {
 
@@ -26,6 +25,7 @@ public:
 
     // Room for `entries` hashes, rounded up to a power of two (at least 8).
     explicit PrefixTable(std::uint64_t entries);
+    ~PrefixTable();
     PrefixTable(const PrefixTable&) = delete;
     PrefixTable& operator=(const PrefixTable&) = delete;
 
@@ -33,6 +33,9 @@ public:
 
     // The server (its index + 1) that last served `block`; 0 when unknown.
     unsigned find(std::uint64_t block) const;
+    // Starts loading the bucket of `block` (the lookups and writes of one
+    // prompt's blocks then overlap instead of waiting for memory one by one).
+    void prefetch(std::uint64_t block) const { __builtin_prefetch(&buckets_[block & mask_]); }
     // Remembers that `server` (index + 1, 1..kMaxServers) served `block`,
     // at `stamp` (stamp_of()). Writes nothing when the entry already says so.
     void remember(std::uint64_t block, unsigned server, std::uint32_t stamp);
@@ -47,8 +50,9 @@ private:
     struct alignas(64) Bucket {
         std::atomic<std::uint64_t> way[kWays];
     };
-    std::unique_ptr<Bucket[]> buckets_;
+    Bucket* buckets_;  // mmap()ed, zero, on huge pages where the kernel gives them
     std::uint64_t mask_;
+    std::size_t bytes_;
 };
 
 }  // namespace dsgw::balancer

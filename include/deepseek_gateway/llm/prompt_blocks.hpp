@@ -7,10 +7,11 @@
 // the same client is the same bytes; the hash covers what a server's prefix
 // cache keys on (the templated prompt), not fields such as "temperature".
 //
-// Block i's hash is XXH3-64 of block i's bytes seeded with block i-1's hash
-// (0 for the first), so it stands for the whole prefix up to block i; the
-// last block may be short. XXH3's output is frozen, so every build and
-// every gateway replica computes the same hashes.
+// Block i's hash is XXH3-64 of the 16 bytes (block i-1's hash, XXH3-64 of
+// block i's bytes), both little-endian, with 0 before the first block: it
+// stands for the whole prefix up to block i. The last block may be short.
+// XXH3's output is frozen, so every build and every gateway replica computes
+// the same hashes.
 
 #include "deepseek_gateway/llm/model_scan.hpp"
 
