@@ -6,7 +6,10 @@
 // split at a position its first byte picks, and in pieces of a size its
 // second byte picks (each piece a heap copy of its own, so that ASan sees a
 // read past it): the results must equal the whole feed's, error offset
-// included.
+// included. With capture_prompt() on, the prompt's parts (SPEC §9) are
+// checked too: the same from every feed, and each noted span ("tools",
+// "prompt", and "role"/"content" of each object of a "messages" array) is
+// JSON text that Boost parses to the value its DOM holds there.
 //
 // Where we differ from Boost.JSON on purpose, nothing more is compared:
 // - "model too long": a top-level string "model" past kMaxModelBytes. When
@@ -29,6 +32,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 namespace {
 
@@ -43,13 +47,26 @@ struct Result {
     std::uint64_t begin, end;
     std::string error;
     std::uint64_t error_offset;
+    // The prompt's parts, as [begin, end) pairs: tools, prompt, then role
+    // and content of each message; has_messages.
+    std::vector<std::uint64_t> spans;
+    bool has_messages;
 
     bool operator==(const Result&) const = default;
 };
 
+// Every value is noted: the fuzzer's inputs are far below this.
+constexpr std::uint64_t kCapture = 1ull << 40;
+
 Result result_of(ModelScan& m, bool ok) {
-    Result r{ok, false, ModelScan::Model::absent, {}, 0, 0, {}, 0};
+    Result r{ok, false, ModelScan::Model::absent, {}, 0, 0, {}, 0, {}, false};
     if (ok) {
+        r.has_messages = m.has_messages();
+        for (auto span : {m.tools(), m.prompt()})
+            r.spans.insert(r.spans.end(), {span.begin, span.end});
+        for (const auto& msg : m.messages())
+            r.spans.insert(r.spans.end(),
+                           {msg.role.begin, msg.role.end, msg.content.begin, msg.content.end});
         r.object = m.top_level_object();
         r.kind = m.model_kind();
         if (r.kind == ModelScan::Model::string) {
@@ -68,6 +85,7 @@ Result result_of(ModelScan& m, bool ok) {
 // whole), or split once at `cut`.
 Result scan(std::string_view text, std::size_t step, std::size_t cut) {
     ModelScan m;
+    m.capture_prompt(kCapture);
     bool fed = true;
     const auto feed = [&](std::string_view piece) {
         const std::unique_ptr<char[]> copy(new char[piece.size() + 1]);
@@ -112,6 +130,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     dsgw::fuzz::current_wire() = text;
 
     ModelScan m;
+    m.capture_prompt(kCapture);
     m.feed(text.data(), text.size());
     const Result whole = result_of(m, m.finish());
     if (size > 0) {
@@ -153,6 +172,40 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
             kind = model->is_string() ? ModelScan::Model::string : ModelScan::Model::other;
     }
     DSGW_FUZZ_CHECK(whole.kind == kind);
+
+    // The prompt's parts: each span frames the value Boost has there.
+    json::monotonic_resource span_mr;
+    const auto frames = [&](std::uint64_t b, std::uint64_t e, const json::value* want) {
+        if (!want) return b == e;
+        if (!(b < e && e <= size)) return false;
+        json::error_code span_ec;
+        const json::value got = json::parse(text.substr(b, e - b), span_ec, &span_mr, options());
+        return !span_ec && got == *want;
+    };
+    const json::object* top = v.if_object();
+    const auto member = [](const json::object* o, std::string_view key) -> const json::value* {
+        return o ? o->if_contains(key) : nullptr;
+    };
+    DSGW_FUZZ_CHECK(frames(whole.spans[0], whole.spans[1], member(top, "tools")));
+    DSGW_FUZZ_CHECK(frames(whole.spans[2], whole.spans[3], member(top, "prompt")));
+    const json::value* messages = member(top, "messages");
+    DSGW_FUZZ_CHECK(whole.has_messages == (messages && messages->is_array()));
+    if (whole.has_messages) {
+        std::size_t at = 4;
+        for (const auto& element : messages->get_array()) {
+            const json::object* msg = element.if_object();
+            if (!msg) continue;
+            DSGW_FUZZ_CHECK(at + 4 <= whole.spans.size());
+            DSGW_FUZZ_CHECK(frames(whole.spans[at], whole.spans[at + 1], member(msg, "role")));
+            DSGW_FUZZ_CHECK(
+                frames(whole.spans[at + 2], whole.spans[at + 3], member(msg, "content")));
+            at += 4;
+        }
+        DSGW_FUZZ_CHECK(at == whole.spans.size());
+    } else {
+        DSGW_FUZZ_CHECK(whole.spans.size() == 4);
+    }
+
     if (kind != ModelScan::Model::string) return 0;
     const json::string& s = model->get_string();
     DSGW_FUZZ_CHECK(whole.model == std::string_view(s.data(), s.size()));
