@@ -141,6 +141,11 @@ struct Plan {
   bool until_close;  // a stream framed by the end of the connection, as for HTTP/1.0
 };
 
+// A completion's usage.
+struct Usage {
+  std::uint64_t prompt_tokens = 0;
+};
+
 enum class Phase { idle, generating, finishing, done };
 
 bool is_http_error(const boost::system::error_code& ec) {
@@ -392,6 +397,35 @@ class Session {
     co_return false;
   }
 
+  // "usage":{...} of the current completion.
+  void append_usage(std::string& b, std::uint32_t completion_tokens) const {
+    b += "\"usage\":{\"prompt_tokens\":";
+    append_uint(b, usage_.prompt_tokens);
+    b += ",\"completion_tokens\":";
+    append_uint(b, completion_tokens);
+    b += ",\"total_tokens\":";
+    append_uint(b, usage_.prompt_tokens + completion_tokens);
+    b += '}';
+  }
+
+  // stream_options.include_usage: the chunk with "choices":[] and the usage
+  // that goes before [DONE], framed like the token events.
+  void append_usage_event(std::uint32_t completion_tokens) {
+    auto& e = scratch_json_;
+    e = "data: ";
+    constexpr std::string_view kChoices = "\"choices\":[";
+    e.append(event_prefix_, 0, event_prefix_.rfind(kChoices) + kChoices.size());
+    e += "],";
+    append_usage(e, completion_tokens);
+    e += "}\n\n";
+    if (chunked_events_) {
+      append_hex(out_, e.size());
+      out_ += "\r\n";
+    }
+    out_ += e;
+    if (chunked_events_) out_ += "\r\n";
+  }
+
   asio::awaitable<bool> completion(Parser& p, bool chat, const Plan& plan, InFlight& inflight);
   asio::awaitable<void> produce_stream(bool chat, const Plan& plan, InFlight& inflight);
   asio::awaitable<bool> stream(bool chat, const Plan& plan, InFlight& inflight);
@@ -417,6 +451,8 @@ class Session {
   std::uint64_t body_bytes_ = 0;
   std::uint64_t body_hash_ = kFnvOffset;
   std::string_view model_;
+  Usage usage_;
+  bool include_usage_ = false;
 
   // per request
   bool close_ = false;
@@ -580,6 +616,7 @@ asio::awaitable<void> Session<Stream>::produce_stream(bool chat, const Plan& pla
     }
     out_.clear();
     if (plan.tokens == 0) head(200, "text/event-stream", framing, 0, kSseHeaders);
+    if (include_usage_) append_usage_event(plan.tokens);
     out_ += framing == Framing::chunked ? std::string_view("e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
                                         : std::string_view("data: [DONE]\n\n");
     phase_ = Phase::finishing;
@@ -642,14 +679,9 @@ asio::awaitable<bool> Session<Stream>::unary(bool chat, const Plan& plan, InFlig
     b += content;
     b += "\",\"logprobs\":null,\"finish_reason\":\"stop\"}]";
   }
-  std::uint64_t prompt = (body_bytes_ + 3) / 4;
-  b += ",\"usage\":{\"prompt_tokens\":";
-  append_uint(b, prompt);
-  b += ",\"completion_tokens\":";
-  append_uint(b, plan.tokens);
-  b += ",\"total_tokens\":";
-  append_uint(b, prompt + plan.tokens);
-  b += "}}";
+  b += ',';
+  append_usage(b, plan.tokens);
+  b += '}';
   std::uint64_t want = srv_.options().response_bytes;
   constexpr std::size_t kPadOverhead = 15;  // ,"padding":"" plus the closing }
   if (want > b.size() + kPadOverhead) {
@@ -708,6 +740,8 @@ asio::awaitable<bool> Session<Stream>::completion(Parser& p, bool chat, const Pl
     }
   }
   model_ = fields.model.empty() || fields.model.size() > 256 ? srv_.default_model() : fields.model;
+  include_usage_ = fields.include_usage;
+  usage_ = Usage{(body_bytes_ + 3) / 4};
   if (fields.stream) co_return co_await stream(chat, plan, inflight);
   co_return co_await unary(chat, plan, inflight);
 }
