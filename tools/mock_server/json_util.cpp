@@ -184,8 +184,9 @@ struct Scanner {
       return false;
     }
   }
-  // out != nullptr only for the top-level object.
-  bool object(CompletionFields* out) {
+  // out != nullptr only for the top-level object, and for its
+  // "stream_options" (options true).
+  bool object(CompletionFields* out, bool options = false) {
     if (--depth_budget < 0) return false;
     ++p;  // '{'
     ws();
@@ -204,7 +205,18 @@ struct Scanner {
       ++p;
       ws();
       std::string_view key(kb, static_cast<std::size_t>(ke - kb));
-      if (out && key == "stream" && p < end && (*p == 't' || *p == 'f')) {
+      if (out && options) {
+        if (key == "include_usage" && p < end && (*p == 't' || *p == 'f')) {
+          out->include_usage = *p == 't';
+          if (!literal(*p == 't' ? "true" : "false")) return false;
+        } else if (!value()) {
+          return false;
+        }
+      } else if (out && key == "stream_options" && p < end && *p == '{') {
+        // A later "stream_options" replaces an earlier one, as in Python.
+        out->include_usage = false;
+        if (!object(out, true)) return false;
+      } else if (out && key == "stream" && p < end && (*p == 't' || *p == 'f')) {
         if (literal("true")) {
           out->stream = true;
         } else if (literal("false")) {

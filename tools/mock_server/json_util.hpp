@@ -31,6 +31,7 @@ struct CompletionFields {
   // Raw (still escaped) contents of the "model" string, or empty.
   std::string_view model;
   bool model_given = false;  // a string "model" was present (maybe empty)
+  bool include_usage = false;  // "stream_options":{"include_usage":true}
 };
 
 // Decode the raw contents of a JSON string (as CompletionFields::model holds

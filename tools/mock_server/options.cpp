@@ -12,6 +12,8 @@ constexpr std::string_view kUsage =
     "         [--fail-status CODE] [--close-after-tokens N] [--hang]\n"
     "         [--response-bytes N] [--idle-close-ms N] [--models NAME[,NAME...]] [--quiet]\n"
     "         [--tls-cert FILE --tls-key FILE [--tls-client-ca FILE]]\n"
+    "         [--prefix-cache-blocks N] [--cache-block-bytes N] [--prefill-us-per-kib N]\n"
+    "         [--max-batch N]\n"
     "  --listen HOST:PORT        address to bind (default 127.0.0.1:0); IPv6 as [::1]:0\n"
     "  --id NAME                 server id in X-Mock-Server and in JSON (default: the port)\n"
     "  --threads N               event-loop threads (default 1)\n"
@@ -29,6 +31,11 @@ constexpr std::string_view kUsage =
     "  --tls-cert FILE           serve HTTPS with this PEM certificate (chain); needs --tls-key\n"
     "  --tls-key FILE            PEM private key of --tls-cert\n"
     "  --tls-client-ca FILE      require a client certificate signed by a CA in FILE\n"
+    "  --prefix-cache-blocks N   simulate a prefix cache of N blocks, LRU (default 0: none)\n"
+    "  --cache-block-bytes N     its block size, in bytes of prompt text (default 64, 1..65536)\n"
+    "  --prefill-us-per-kib N    prefill time per KiB of prompt not in the cache (default 0)\n"
+    "  --max-batch N             at most N completions running, the others wait in a FIFO\n"
+    "                            (default 0: no limit)\n"
     "Per-request overrides: X-Mock-Tokens, X-Mock-Token-Delay-Ms,\n"
     "X-Mock-First-Token-Delay-Ms, X-Mock-Fail-Status, X-Mock-Close-After-Tokens, X-Mock-Hang: 1\n";
 
@@ -189,6 +196,18 @@ ParseResult parse_options(int argc, char** argv) {
     } else if (flag("--response-bytes")) {
       if (!number(0, kMaxResponseBytes, n, err)) return bad(err);
       o.response_bytes = n;
+    } else if (flag("--prefix-cache-blocks")) {
+      if (!number(0, kMaxCacheBlocks, n, err)) return bad(err);
+      o.prefix_cache_blocks = n;
+    } else if (flag("--cache-block-bytes")) {
+      if (!number(1, kMaxCacheBlockBytes, n, err)) return bad(err);
+      o.cache_block_bytes = static_cast<std::uint32_t>(n);
+    } else if (flag("--prefill-us-per-kib")) {
+      if (!number(0, kMaxPrefillUsPerKib, n, err)) return bad(err);
+      o.prefill_us_per_kib = n;
+    } else if (flag("--max-batch")) {
+      if (!number(0, kMaxBatch, n, err)) return bad(err);
+      o.max_batch = n;
     } else if (flag("--models")) {
       std::string_view v;
       if (!take(v) || v.empty()) return bad("--models: missing value");

@@ -31,6 +31,14 @@ struct Options {
   std::string tls_cert;
   std::string tls_key;
   std::string tls_client_ca;               // require client certificates signed by it
+  // Simulated inference server (README "Prefix cache"): a prefix cache of
+  // this many blocks (0: none), its block size in bytes of prompt text, the
+  // prefill time per KiB of prompt not found in it, and at most max_batch
+  // completions running at once (0: no limit), the others waiting in a FIFO.
+  std::uint64_t prefix_cache_blocks = 0;
+  std::uint32_t cache_block_bytes = 64;
+  std::uint64_t prefill_us_per_kib = 0;
+  std::uint64_t max_batch = 0;
 };
 
 // Outcome of parsing argv: either options, or a message and an exit code
@@ -51,5 +59,9 @@ bool parse_uint(std::string_view s, std::uint64_t lo, std::uint64_t hi, std::uin
 inline constexpr std::uint64_t kMaxTokens = 10'000'000;
 inline constexpr std::uint64_t kMaxDelayMs = 24ull * 3600 * 1000;
 inline constexpr std::uint64_t kMaxResponseBytes = 1ull << 30;
+inline constexpr std::uint64_t kMaxCacheBlocks = 1'000'000'000;
+inline constexpr std::uint64_t kMaxCacheBlockBytes = 65536;
+inline constexpr std::uint64_t kMaxPrefillUsPerKib = 10'000'000;
+inline constexpr std::uint64_t kMaxBatch = 1'000'000;
 
 }  // namespace mock

@@ -3,8 +3,10 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -112,7 +114,19 @@ void append_error_json(std::string& out, unsigned status, std::string_view messa
 
 enum class Framing { length, chunked, until_close };
 
-enum class Route { chat, text, models, health, echo, stats, reset, not_found, bad_method };
+enum class Route {
+  chat,
+  text,
+  models,
+  health,
+  echo,
+  metrics,
+  stats,
+  reset,
+  load,
+  not_found,
+  bad_method
+};
 
 Route route_of(http::verb method, std::string_view path, std::string_view& allow) {
   auto only = [&](http::verb want, Route r, std::string_view allowed) {
@@ -127,6 +141,8 @@ Route route_of(http::verb method, std::string_view path, std::string_view& allow
   if (path == "/mock/echo") return Route::echo;
   if (path == "/mock/stats") return only(http::verb::get, Route::stats, "GET, HEAD");
   if (path == "/mock/reset") return only(http::verb::post, Route::reset, "POST");
+  if (path == "/metrics") return only(http::verb::get, Route::metrics, "GET, HEAD");
+  if (path == "/mock/load") return only(http::verb::post, Route::load, "POST");
   return Route::not_found;
 }
 
@@ -139,6 +155,20 @@ struct Plan {
   std::int64_t close_after;
   bool hang;
   bool until_close;  // a stream framed by the end of the connection, as for HTTP/1.0
+  std::uint64_t prefill_us;  // simulated prefill, on top of the first-token delay
+};
+
+// The wait before the first token (stream) or the answer (non-stream).
+std::uint64_t first_delay_us(const Plan& p) {
+  return p.first_token_delay_ms * std::uint64_t{1000} + p.prefill_us;
+}
+
+// A completion's usage: prompt tokens, and the cached ones when the prefix
+// cache is simulated.
+struct Usage {
+  std::uint64_t prompt_tokens = 0;
+  std::uint64_t cached_tokens = 0;
+  bool cache = false;
 };
 
 enum class Phase { idle, generating, finishing, done };
@@ -171,8 +201,10 @@ class Session {
     out_ += reason(status);
     out_ += "\r\nServer: deepseek-mock\r\nX-Mock-Server: ";
     out_ += srv_.id();
-    out_ += "\r\nContent-Type: ";
-    out_ += ctype;
+    if (!ctype.empty()) {
+      out_ += "\r\nContent-Type: ";
+      out_ += ctype;
+    }
     switch (f) {
       case Framing::length:
         out_ += "\r\nContent-Length: ";
@@ -224,19 +256,26 @@ class Session {
     co_return !ec;
   }
 
+  asio::awaitable<bool> sleep_us(std::uint64_t us) {
+    timer_.expires_after(std::chrono::microseconds(us));
+    auto [ec] = co_await timer_.async_wait(tok);
+    co_return !ec;
+  }
+
   // True when the peer sends something (or closes) within `ms`.
   asio::awaitable<bool> idle_wait(std::uint32_t ms) {
     auto& raw = [this]() -> tcp::socket& {
       if constexpr (kTls) return sock_.next_layer();
       else return sock_;
     }();
-    auto which = co_await (raw.async_wait(tcp::socket::wait_read, tok) || sleep_void(ms));
+    auto which = co_await (raw.async_wait(tcp::socket::wait_read, tok) ||
+                           sleep_void(ms * std::uint64_t{1000}));
     co_return which.index() == 0;
   }
 
-  asio::awaitable<void> sleep_void(std::uint32_t ms) {
+  asio::awaitable<void> sleep_void(std::uint64_t us) {
     try {
-      co_await sleep_ms(ms);
+      co_await sleep_us(us);
     } catch (const std::exception&) {
     }
   }
@@ -392,6 +431,73 @@ class Session {
     co_return false;
   }
 
+  // --max-batch: wait in the batch's queue for a place to run, while
+  // watching for the client leaving. False when it left.
+  asio::awaitable<bool> take_turn(Batch::Ticket& t) {
+    Batch& batch = srv_.batch();
+    if (srv_.options().max_batch == 0) {
+      batch.enter(t);
+      co_return true;
+    }
+    // The wake-up comes from the thread that frees a place: it posts to this
+    // connection's thread, and keeps the timer alive until then.
+    auto wakeup = std::make_shared<asio::steady_timer>(sock_.get_executor(),
+                                                       asio::steady_timer::time_point::max());
+    t.wake = [wakeup] { asio::post(wakeup->get_executor(), [wakeup] { wakeup->cancel(); }); };
+    if (batch.enter(t)) co_return true;
+    co_await (await_turn(t, *wakeup) || watch());
+    const bool running = batch.running(t);
+    co_return running && !peer_closed_;
+  }
+
+  asio::awaitable<void> await_turn(Batch::Ticket& t, asio::steady_timer& wakeup) {
+    try {
+      for (;;) {
+        const bool running = srv_.batch().running(t);
+        if (running) co_return;
+        auto [ec] = co_await wakeup.async_wait(tok);
+        (void)ec;  // cancelled: the wake-up, or the client left (watch() ended)
+        auto cs = co_await asio::this_coro::cancellation_state;
+        if (cs.cancelled() != asio::cancellation_type::none) co_return;
+      }
+    } catch (const std::exception&) {
+    }
+  }
+
+  // "usage":{...} of the current completion.
+  void append_usage(std::string& b, std::uint32_t completion_tokens) const {
+    b += "\"usage\":{\"prompt_tokens\":";
+    append_uint(b, usage_.prompt_tokens);
+    b += ",\"completion_tokens\":";
+    append_uint(b, completion_tokens);
+    b += ",\"total_tokens\":";
+    append_uint(b, usage_.prompt_tokens + completion_tokens);
+    if (usage_.cache) {
+      b += ",\"prompt_tokens_details\":{\"cached_tokens\":";
+      append_uint(b, usage_.cached_tokens);
+      b += '}';
+    }
+    b += '}';
+  }
+
+  // stream_options.include_usage: the chunk with "choices":[] and the usage
+  // that goes before [DONE], framed like the token events.
+  void append_usage_event(std::uint32_t completion_tokens) {
+    auto& e = scratch_json_;
+    e = "data: ";
+    constexpr std::string_view kChoices = "\"choices\":[";
+    e.append(event_prefix_, 0, event_prefix_.rfind(kChoices) + kChoices.size());
+    e += "],";
+    append_usage(e, completion_tokens);
+    e += "}\n\n";
+    if (chunked_events_) {
+      append_hex(out_, e.size());
+      out_ += "\r\n";
+    }
+    out_ += e;
+    if (chunked_events_) out_ += "\r\n";
+  }
+
   asio::awaitable<bool> completion(Parser& p, bool chat, const Plan& plan, InFlight& inflight);
   asio::awaitable<void> produce_stream(bool chat, const Plan& plan, InFlight& inflight);
   asio::awaitable<bool> stream(bool chat, const Plan& plan, InFlight& inflight);
@@ -417,6 +523,9 @@ class Session {
   std::uint64_t body_bytes_ = 0;
   std::uint64_t body_hash_ = kFnvOffset;
   std::string_view model_;
+  std::string prompt_;  // the prompt text the prefix cache sees
+  Usage usage_;
+  bool include_usage_ = false;
 
   // per request
   bool close_ = false;
@@ -555,8 +664,8 @@ asio::awaitable<void> Session<Stream>::produce_stream(bool chat, const Plan& pla
       if (plan.until_close) close_ = true;  // the head says Connection: close
       chunked_events_ = framing == Framing::chunked;
       constexpr std::string_view kSseHeaders = "Cache-Control: no-cache\r\n";
-      if (plan.first_token_delay_ms > 0) {
-          bool slept = co_await sleep_ms(plan.first_token_delay_ms);
+      if (const auto first_us = first_delay_us(plan); first_us > 0) {
+          bool slept = co_await sleep_us(first_us);
           if (!slept) co_return;
     }
     for (std::uint32_t i = 0; i < plan.tokens; ++i) {
@@ -580,6 +689,7 @@ asio::awaitable<void> Session<Stream>::produce_stream(bool chat, const Plan& pla
     }
     out_.clear();
     if (plan.tokens == 0) head(200, "text/event-stream", framing, 0, kSseHeaders);
+    if (include_usage_) append_usage_event(plan.tokens);
     out_ += framing == Framing::chunked ? std::string_view("e\r\ndata: [DONE]\n\n\r\n0\r\n\r\n")
                                         : std::string_view("data: [DONE]\n\n");
     phase_ = Phase::finishing;
@@ -596,7 +706,7 @@ asio::awaitable<bool> Session<Stream>::stream(bool chat, const Plan& plan, InFli
   stats_.streams_started.fetch_add(1, std::memory_order_relaxed);
   build_event_prefix(chat, chat ? "chat.completion.chunk" : "text_completion");
   begin_response();
-  bool slow = plan.first_token_delay_ms > 0 || (plan.token_delay_ms > 0 && plan.tokens > 1);
+  bool slow = first_delay_us(plan) > 0 || (plan.token_delay_ms > 0 && plan.tokens > 1);
   if (slow) {
     co_await (produce_stream(chat, plan, inflight) || watch());
   } else {
@@ -615,8 +725,8 @@ asio::awaitable<bool> Session<Stream>::stream(bool chat, const Plan& plan, InFli
 template <class Stream>
 asio::awaitable<bool> Session<Stream>::unary(bool chat, const Plan& plan, InFlight& inflight) {
   begin_response();
-  if (plan.first_token_delay_ms > 0) {
-    co_await (sleep_void(plan.first_token_delay_ms) || watch());
+  if (const auto first_us = first_delay_us(plan); first_us > 0) {
+    co_await (sleep_void(first_us) || watch());
     if (peer_closed_) {
       phase_ = Phase::idle;
       co_return false;
@@ -642,14 +752,9 @@ asio::awaitable<bool> Session<Stream>::unary(bool chat, const Plan& plan, InFlig
     b += content;
     b += "\",\"logprobs\":null,\"finish_reason\":\"stop\"}]";
   }
-  std::uint64_t prompt = (body_bytes_ + 3) / 4;
-  b += ",\"usage\":{\"prompt_tokens\":";
-  append_uint(b, prompt);
-  b += ",\"completion_tokens\":";
-  append_uint(b, plan.tokens);
-  b += ",\"total_tokens\":";
-  append_uint(b, prompt + plan.tokens);
-  b += "}}";
+  b += ',';
+  append_usage(b, plan.tokens);
+  b += '}';
   std::uint64_t want = srv_.options().response_bytes;
   constexpr std::size_t kPadOverhead = 15;  // ,"padding":"" plus the closing }
   if (want > b.size() + kPadOverhead) {
@@ -708,8 +813,38 @@ asio::awaitable<bool> Session<Stream>::completion(Parser& p, bool chat, const Pl
     }
   }
   model_ = fields.model.empty() || fields.model.size() > 256 ? srv_.default_model() : fields.model;
-  if (fields.stream) co_return co_await stream(chat, plan, inflight);
-  co_return co_await unary(chat, plan, inflight);
+  include_usage_ = fields.include_usage;
+  usage_ = Usage{(body_bytes_ + 3) / 4, 0, false};
+  const Options& o = srv_.options();
+  const bool simulate = o.prefix_cache_blocks > 0 || o.prefill_us_per_kib > 0;
+  if (simulate) prompt_text(body_, chat, prompt_);
+  // Running from here (the start of prefill) until the answer is written or
+  // the client left; with --max-batch, maybe after a wait in the queue.
+  BatchPlace place(srv_.batch());
+  begin_response();
+  const bool admitted = co_await take_turn(place.ticket);
+  if (!admitted) {
+    phase_ = Phase::idle;
+    co_return false;
+  }
+  Plan run = plan;
+  if (simulate) {
+    PrefixCache& cache = srv_.prefix_cache();
+    const std::uint64_t bytes = prompt_.size();
+    const std::uint64_t cached = cache.lookup_and_insert(prompt_);
+    if (cache.enabled()) {
+      usage_ = Usage{(bytes + 3) / 4, cached / 4, true};
+      stats_.prefix_cache_query_bytes.fetch_add(bytes, std::memory_order_relaxed);
+      stats_.prefix_cache_hit_bytes.fetch_add(cached, std::memory_order_relaxed);
+      stats_.prefix_cache_query_tokens.fetch_add(usage_.prompt_tokens, std::memory_order_relaxed);
+      stats_.prefix_cache_hit_tokens.fetch_add(usage_.cached_tokens, std::memory_order_relaxed);
+      const std::uint64_t block = cache.block_bytes();
+      srv_.batch().set_prompt_blocks(place.ticket, (bytes + block - 1) / block);
+    }
+    run.prefill_us = std::min((bytes - cached) * o.prefill_us_per_kib / 1024, kMaxDelayMs * 1000);
+  }
+  if (fields.stream) co_return co_await stream(chat, run, inflight);
+  co_return co_await unary(chat, run, inflight);
 }
 
 template <class Stream>
@@ -785,14 +920,34 @@ asio::awaitable<void> Session<Stream>::run() {
     Route route = route_of(req.method(), path, allow);
     bool keep = true;
 
-    if (route == Route::stats || route == Route::reset) {
+    if (route == Route::stats || route == Route::reset || route == Route::load ||
+        route == Route::metrics) {
+      // Not counted in requests: inspection and control. Only /metrics hangs.
       std::string err;
-      Plan unused{};
-      apply_headers(req, unused, false, err);
-      bool body_ok = co_await read_body(p, Sink::hash);
+      Plan control{};
+      control.hang = srv_.options().hang;
+      apply_headers(req, control, false, err);
+      bool body_ok = co_await read_body(p, route == Route::load ? Sink::collect : Sink::hash);
       if (!body_ok) break;
-      if (route == Route::reset) {
-        stats_.reset();
+      if (route == Route::metrics && control.hang) {
+        keep = co_await hang();
+        break;
+      }
+      if (route == Route::metrics) {
+        std::string text;
+        const unsigned status = srv_.metrics(text);
+        simple(status, status == 200 ? kMetricsContentType : "text/plain; charset=utf-8", text);
+      } else if (route == Route::load) {
+        SimulatedLoad load;
+        if (parse_simulated_load(body_, load, err)) {
+          srv_.set_load(load);
+          out_.clear();
+          head(204, {}, Framing::until_close, 0);
+        } else {
+          error(400, "/mock/load: " + err);
+        }
+      } else if (route == Route::reset) {
+        srv_.reset();
         simple(200, "application/json", "{\"status\":\"reset\"}");
       } else {
         std::string json = stats_.to_json(srv_.id());
@@ -803,7 +958,7 @@ asio::awaitable<void> Session<Stream>::run() {
       const Options& o = srv_.options();
       Plan plan{o.tokens,      o.token_delay_ms,     o.first_token_delay_ms,
                 o.fail_status, o.close_after_tokens, o.hang,
-                false};
+                false,         0};
       InFlight inflight(stats_);
       std::string err;
       if (!apply_headers(req, plan, true, err)) {
@@ -887,7 +1042,11 @@ void build_content(std::string& out, std::uint32_t tokens) {
   }
 }
 
-Server::Server(const Options& opt, std::string id) : opt_(opt), id_(std::move(id)) {
+Server::Server(const Options& opt, std::string id)
+    : opt_(opt),
+      id_(std::move(id)),
+      cache_(opt.prefix_cache_blocks, opt.cache_block_bytes),
+      batch_(opt.max_batch, stats_) {
   append_json_escaped(id_json_, id_);
   build_content(default_content_, opt_.tokens);
   health_body_ = "{\"status\":\"ok\"}";
@@ -921,6 +1080,42 @@ bool Server::serves(std::string_view model) const {
 
 std::string_view Server::default_model() const {
   return opt_.models.empty() ? kDefaultModel : std::string_view(opt_.models.front());
+}
+
+void Server::set_load(const SimulatedLoad& load) {
+  std::lock_guard lock(load_mu_);
+  load_ = load;
+}
+
+unsigned Server::metrics(std::string& out) {
+  SimulatedLoad load;
+  {
+    std::lock_guard lock(load_mu_);
+    load = load_;
+  }
+  if (load.metrics_status != 200) {
+    out = "mock metrics failure (status " + std::to_string(load.metrics_status) + ")\n";
+    return load.metrics_status;
+  }
+  MetricsValues v;
+  v.running = batch_.running_count() + load.running;
+  v.waiting = batch_.waiting_count() + load.waiting;
+  if (load.kv_usage) {
+    v.kv_usage = *load.kv_usage;
+  } else if (cache_.enabled()) {
+    v.kv_usage = std::min(1.0, static_cast<double>(batch_.prompt_blocks()) /
+                                   static_cast<double>(opt_.prefix_cache_blocks));
+  }
+  v.prefix_cache_queries = stats_.prefix_cache_query_tokens.load(std::memory_order_relaxed);
+  v.prefix_cache_hits = stats_.prefix_cache_hit_tokens.load(std::memory_order_relaxed);
+  render_metrics(out, default_model(), v);
+  return 200;
+}
+
+void Server::reset() {
+  stats_.reset(batch_.waiting_count());
+  cache_.clear();
+  set_load(SimulatedLoad{});
 }
 
 std::string_view Server::content_for(std::uint32_t tokens, std::string& scratch) const {

@@ -7,10 +7,14 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
+#include "batch.hpp"
+#include "metrics.hpp"
 #include "options.hpp"
+#include "prefix_cache.hpp"
 #include "stats.hpp"
 
 namespace mock {
@@ -44,12 +48,27 @@ class Server {
   bool serves(std::string_view model) const;
   std::string_view default_model() const;
 
+  // The simulated inference server: its prefix cache, its batch, and the
+  // load POST /mock/load adds to what GET /metrics shows.
+  PrefixCache& prefix_cache() { return cache_; }
+  Batch& batch() { return batch_; }
+  void set_load(const SimulatedLoad& load);
+  // GET /metrics: its status, and its body in `out` (a short text when the
+  // simulated load makes it fail).
+  unsigned metrics(std::string& out);
+  // POST /mock/reset: the counters, the prefix cache and the simulated load.
+  void reset();
+
  private:
   Options opt_;
   boost::asio::ssl::context* tls_ = nullptr;
   std::string id_;
   std::string id_json_;  // id, JSON-escaped
   Stats stats_;
+  PrefixCache cache_;
+  Batch batch_;
+  std::mutex load_mu_;
+  SimulatedLoad load_;
   std::string default_content_;
   std::string health_body_;
   std::string models_body_;

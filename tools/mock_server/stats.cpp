@@ -34,7 +34,7 @@ void Stats::record_model(std::string_view raw, bool given) {
   last_model_.assign(raw);
 }
 
-void Stats::reset() {
+void Stats::reset(std::uint64_t queue_length) {
   connections_accepted.store(0);
   requests.store(0);
   completions.store(0);
@@ -45,6 +45,12 @@ void Stats::reset() {
   tls_handshakes.store(0);
   tls_handshake_errors.store(0);
   tls_sessions_reused.store(0);
+  prefix_cache_query_bytes.store(0);
+  prefix_cache_hit_bytes.store(0);
+  prefix_cache_query_tokens.store(0);
+  prefix_cache_hit_tokens.store(0);
+  requests_queued.store(0);
+  max_queue_length.store(queue_length);
   // in_flight is a gauge, like connections_open: it is not reset; the
   // high-water mark restarts from the current value.
   max_in_flight_.store(in_flight_.load());
@@ -84,6 +90,10 @@ std::string Stats::to_json(std::string_view server_id) {
   field("tls_handshakes", tls_handshakes.load());
   field("tls_handshake_errors", tls_handshake_errors.load());
   field("tls_sessions_reused", tls_sessions_reused.load());
+  field("prefix_cache_query_bytes", prefix_cache_query_bytes.load());
+  field("prefix_cache_hit_bytes", prefix_cache_hit_bytes.load());
+  field("requests_queued", requests_queued.load());
+  field("max_queue_length", max_queue_length.load());
   {
     std::lock_guard lock(model_mutex_);
     out += ",\"last_model\":";

@@ -24,6 +24,23 @@ class Stats {
   std::atomic<std::uint64_t> tls_handshakes{0};
   std::atomic<std::uint64_t> tls_handshake_errors{0};
   std::atomic<std::uint64_t> tls_sessions_reused{0};
+  // --prefix-cache-blocks: prompt text looked up in the cache and found
+  // there, in bytes (/mock/stats) and in tokens (/metrics).
+  std::atomic<std::uint64_t> prefix_cache_query_bytes{0};
+  std::atomic<std::uint64_t> prefix_cache_hit_bytes{0};
+  std::atomic<std::uint64_t> prefix_cache_query_tokens{0};
+  std::atomic<std::uint64_t> prefix_cache_hit_tokens{0};
+  // --max-batch: completions that had to wait in the queue, and the longest
+  // the queue has been.
+  std::atomic<std::uint64_t> requests_queued{0};
+  std::atomic<std::uint64_t> max_queue_length{0};
+
+  void note_queue_length(std::uint64_t now) {
+    auto high = max_queue_length.load(std::memory_order_relaxed);
+    while (now > high &&
+           !max_queue_length.compare_exchange_weak(high, now, std::memory_order_relaxed)) {
+    }
+  }
 
   void begin_request() {
     requests.fetch_add(1, std::memory_order_relaxed);
@@ -45,7 +62,8 @@ class Stats {
   // had none (shown as null).
   void record_model(std::string_view raw, bool given);
 
-  void reset();
+  // max_queue_length restarts from the queue's current length.
+  void reset(std::uint64_t queue_length);
   std::string to_json(std::string_view server_id);
 
  private:
