@@ -6,7 +6,8 @@
 // balancer could find without knowing the future. Loopback only.
 //
 //   prefix_load --target 127.0.0.1:8080 | --oracle H:P,H:P,...
-//               [--workload shared|multiturn|hot] [--seed N] [--concurrency N]
+//               [--workload shared|multiturn|hot] [--seed N] [--order-seed N]
+//               [--concurrency N]
 //               [--groups N] [--prompts-per-group N] [--system-bytes N]
 //               [--question-bytes N] [--hot-share F] [--users N]
 //               [--conversations N] [--turns N] [--common-prefix-bytes N]
@@ -21,8 +22,14 @@
 //              --hot-share of them (default 0.6), the other groups the rest.
 //   multiturn  --conversations chats of --turns turns: turn k sends the system
 //              message, the k earlier questions with the answers the server
-//              gave, and a new question. Client c runs conversations c, c+C,
-//              c+2C, ... one turn of each in turn, so conversations interleave.
+//              gave, and a new question. The conversations wait in one queue
+//              (shuffled at first); a free client takes the first, and once
+//              its answer is in, the conversation's next turn joins the end
+//              of the queue. So turns interleave, and a client's next request
+//              is not the conversation it just served (closed-loop clients
+//              that kept their conversations would make least_conn sticky).
+// --order-seed (shared, hot) changes the order and the users but not the
+// text: two runs with different order seeds send the same prompts.
 // --common-prefix-bytes puts the same text in front of every system message
 // (an agent's tool list shared by all: every prompt has the same first blocks).
 //
@@ -41,6 +48,7 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
@@ -53,6 +61,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -75,6 +84,7 @@ struct Options {
     bool oracle = false;
     std::string workload = "shared";
     std::uint64_t seed = 1;
+    std::uint64_t order_seed = 0;  // 0: the seed
     int concurrency = 16;
     int groups = 32;
     int prompts_per_group = 16;
@@ -180,6 +190,8 @@ struct Ctx {
     std::vector<Job> jobs;            // shared/hot, in sending order
     std::size_t next_job = 0;
     std::vector<std::vector<Message>> history;  // multiturn, per conversation
+    std::deque<int> ready;                      // multiturn: conversations whose turn is next
+    int conversations_left = 0;                 // multiturn: not finished yet
     std::map<std::pair<int, int>, std::vector<std::unique_ptr<Conn>>> idle;  // (user, server)
     std::vector<Record> records;
 };
@@ -344,22 +356,35 @@ asio::awaitable<std::string> send(Ctx& c, const Job& j, const std::string& quest
     co_return answer;
 }
 
-asio::awaitable<void> client(Ctx& c, int id) {
+asio::awaitable<void> client(Ctx& c) {
     const auto& o = c.o;
     if (o.workload == "multiturn") {
-        for (int t = 0; t < o.turns; ++t) {
-            for (int conv = id; conv < o.conversations; conv += o.concurrency) {
-                Job j{conv, conv, t};
-                auto q = text(
-                    key(o.seed, 3, static_cast<std::uint64_t>(conv), static_cast<std::uint64_t>(t)),
-                    o.question_bytes);
-                auto answer = co_await send(c, j, q);
-                auto& h = c.history[static_cast<std::size_t>(conv)];
-                h.push_back({"user", std::move(q)});
-                h.push_back({"assistant", std::move(answer)});
+        auto ex = co_await asio::this_coro::executor;
+        asio::steady_timer idle(ex);
+        for (;;) {
+            if (c.ready.empty()) {
+                if (c.conversations_left == 0) co_return;
+                // Every unfinished conversation is in flight: one will be back.
+                idle.expires_after(std::chrono::milliseconds(1));
+                co_await idle.async_wait(nothrow);
+                continue;
             }
+            const int conv = c.ready.front();
+            c.ready.pop_front();
+            auto& h = c.history[static_cast<std::size_t>(conv)];
+            const int turn = static_cast<int>(h.size() / 2);
+            Job j{conv, conv, turn};
+            auto q = text(
+                key(o.seed, 3, static_cast<std::uint64_t>(conv), static_cast<std::uint64_t>(turn)),
+                o.question_bytes);
+            auto answer = co_await send(c, j, q);
+            h.push_back({"user", std::move(q)});
+            h.push_back({"assistant", std::move(answer)});
+            if (turn + 1 < o.turns)
+                c.ready.push_back(conv);
+            else
+                --c.conversations_left;
         }
-        co_return;
     }
     while (c.next_job < c.jobs.size()) {
         const Job j = c.jobs[c.next_job++];
@@ -377,11 +402,15 @@ void make_workload(Ctx& c) {
     for (int g = 0; g < n; ++g)
         c.system.push_back(common + text(key(o.seed, 1, static_cast<std::uint64_t>(g)),
                                          o.system_bytes - o.common_prefix_bytes));
+    Rng r{key(o.order_seed ? o.order_seed : o.seed, 4)};
     if (o.workload == "multiturn") {
         c.history.resize(static_cast<std::size_t>(n));
+        for (int i = 0; i < n; ++i) c.ready.push_back(i);
+        for (std::size_t i = c.ready.size(); i > 1; --i)
+            std::swap(c.ready[i - 1], c.ready[r.below(i)]);
+        c.conversations_left = n;
         return;
     }
-    Rng r{key(o.seed, 4)};
     const int total = o.groups * o.prompts_per_group;
     std::vector<int> per_group(static_cast<std::size_t>(o.groups), o.prompts_per_group);
     if (o.workload == "hot" && o.groups > 1) {
@@ -434,13 +463,14 @@ tcp::endpoint parse_endpoint(const std::string& s) {
 }
 
 int usage() {
-    std::fprintf(stderr,
-                 "usage: prefix_load --target HOST:PORT | --oracle HOST:PORT,HOST:PORT,...\n"
-                 "  [--workload shared|multiturn|hot] [--seed N] [--concurrency N]\n"
-                 "  [--groups N] [--prompts-per-group N] [--system-bytes N] [--question-bytes N]\n"
-                 "  [--hot-share F] [--users N] [--conversations N] [--turns N]\n"
-                 "  [--common-prefix-bytes N] [--servers N] [--mock-tokens N] [--no-bind]\n"
-                 "  [--csv FILE]\n");
+    std::fprintf(
+        stderr,
+        "usage: prefix_load --target HOST:PORT | --oracle HOST:PORT,HOST:PORT,...\n"
+        "  [--workload shared|multiturn|hot] [--seed N] [--order-seed N] [--concurrency N]\n"
+        "  [--groups N] [--prompts-per-group N] [--system-bytes N] [--question-bytes N]\n"
+        "  [--hot-share F] [--users N] [--conversations N] [--turns N]\n"
+        "  [--common-prefix-bytes N] [--servers N] [--mock-tokens N] [--no-bind]\n"
+        "  [--csv FILE]\n");
     return 2;
 }
 
@@ -472,6 +502,8 @@ int main(int argc, char** argv) {
                 o.workload = v;
             else if (a == "--seed")
                 o.seed = std::stoull(v);
+            else if (a == "--order-seed")
+                o.order_seed = std::stoull(v);
             else if (a == "--concurrency")
                 o.concurrency = std::stoi(v);
             else if (a == "--groups")
@@ -517,9 +549,9 @@ int main(int argc, char** argv) {
     if (o.workload == "multiturn" && o.conversations > 65000) return usage();
 
     asio::io_context io(1);  // before c: its idle connections go first
-    Ctx c{o, {}, {}, 0, {}, {}, {}};
+    Ctx c{o, {}, {}, 0, {}, {}, 0, {}, {}};
     make_workload(c);
-    for (int i = 0; i < o.concurrency; ++i) asio::co_spawn(io, client(c, i), asio::detached);
+    for (int i = 0; i < o.concurrency; ++i) asio::co_spawn(io, client(c), asio::detached);
     const auto t0 = Clock::now();
     io.run();
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
