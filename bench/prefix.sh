@@ -6,8 +6,12 @@
 # completions at once (the rest wait in a queue). tools/prefix_load sends
 # streaming chat completions through the gateway, once per balancer
 # (round_robin, least_conn, ip_hash, prefix_affinity), then straight to the
-# servers with each group pinned to one (the oracle). Every run starts cold:
-# fresh mock servers and a fresh gateway.
+# servers with each group pinned to one (the oracle), and with prefix_load
+# routing by itself as SPEC §9 describes prefix_affinity (client_affinity and
+# client_affinity_wW: references for the gateway's balancer, what such an
+# algorithm can reach here, with a bound on requests in flight or on the
+# share of recent picks).
+# Every run starts cold: fresh mock servers and a fresh gateway.
 #
 #   BUILD_DIR=build-release BUILD_TYPE=Release scripts/build.sh
 #   bench/prefix.sh            # about 3 minutes
@@ -39,6 +43,8 @@
 #   BLOCK_BYTES=512 MAX_LOAD_RATIO=1.25 TABLE_ENTRIES=100000 (prefix_affinity)
 #   LOAD_METRICS= (an interval such as 250ms: prefix_affinity reads the mocks' /metrics)
 #   AGREE_PREFIXES=256 AGREE_SYSTEM=2048 AGREE_CONCURRENCY=1
+#   REFERENCE="0 64" (--quick: none): client_affinity rows, one per bound window
+#     (0: the bound on requests in flight; W: on the share of the last W picks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -58,7 +64,7 @@ BASE_PORT=${BASE_PORT:-18380} WORKERS=${WORKERS:-2} CONCURRENCY=${CONCURRENCY:-1
 WORKLOADS=${WORKLOADS:-"shared multiturn hot"}
 BALANCERS=${BALANCERS:-"round_robin least_conn ip_hash prefix_affinity"}
 if [ "$quick" = 1 ]; then
-  ROUNDS=${ROUNDS:-1} GROUP_COUNT=${GROUP_COUNT:-16} PROMPTS_PER_GROUP=${PROMPTS_PER_GROUP:-8}
+  ROUNDS=${ROUNDS:-1} REFERENCE=${REFERENCE-} GROUP_COUNT=${GROUP_COUNT:-16} PROMPTS_PER_GROUP=${PROMPTS_PER_GROUP:-8}
   CONVERSATIONS=${CONVERSATIONS:-24} TURNS=${TURNS:-6} AGREE_PREFIXES=${AGREE_PREFIXES:-64}
 fi
 ROUNDS=${ROUNDS:-3}
@@ -70,7 +76,7 @@ MAX_BATCH=${MAX_BATCH:-8} CACHE_BLOCK=${CACHE_BLOCK:-64} CACHE_SHARE=${CACHE_SHA
 BLOCK_BYTES=${BLOCK_BYTES:-512} MAX_LOAD_RATIO=${MAX_LOAD_RATIO:-1.25}
 TABLE_ENTRIES=${TABLE_ENTRIES:-100000} LOAD_METRICS=${LOAD_METRICS:-}
 AGREE_PREFIXES=${AGREE_PREFIXES:-256} AGREE_SYSTEM=${AGREE_SYSTEM:-2048}
-AGREE_CONCURRENCY=${AGREE_CONCURRENCY:-1}
+AGREE_CONCURRENCY=${AGREE_CONCURRENCY:-1} REFERENCE=${REFERENCE-"0 64"}
 RESULT=${RESULT-bench/results/prefix-latest.md}
 SERVERS=4
 
@@ -131,9 +137,16 @@ start_mocks() {  # cache_blocks
   for p in "${mock_ports[@]}"; do wait_port "$p"; done
 }
 
+# Stops processes this script started, and forgets them (lib.sh's cleanup
+# must not signal a recycled pid).
 stop() {  # pid...
   kill "$@" 2>/dev/null || true
+  local p q keep=()
   for p in "$@"; do wait "$p" 2>/dev/null || true; done
+  for q in "${pids[@]}"; do
+    [[ " $* " == *" $q "* ]] || keep+=("$q")
+  done
+  pids=("${keep[@]}")
 }
 
 stop_mocks() {
@@ -184,9 +197,15 @@ run() {  # workload balancer round
   local out="$tmp/$1-$2-r$3"
   stop_mocks
   start_mocks "$(cache_blocks "$1")"
-  local target
+  local target list
+  list=$(printf '127.0.0.1:%s,' "${mock_ports[@]}" | sed 's/,$//')
   if [ "$2" = oracle ]; then
-    target=(--oracle "$(printf '127.0.0.1:%s,' "${mock_ports[@]}" | sed 's/,$//')")
+    target=(--oracle "$list")
+  elif [[ $2 == client_affinity* ]]; then
+    local window=0
+    [[ $2 != client_affinity_w* ]] || window=${2#client_affinity_w}
+    target=(--affinity "$list" --block-bytes "$BLOCK_BYTES" --max-load-ratio "$MAX_LOAD_RATIO"
+      --bound-window "$window")
   else
     start_gateway "gw-$2" "$gw_port" "$2"
     target=(--target "127.0.0.1:$gw_port")
@@ -195,7 +214,8 @@ run() {  # workload balancer round
   "$LOAD" "${target[@]}" $(load_args "$1") --seed "$((SEED + $3 - 1))" \
     --concurrency "$CONCURRENCY" --servers "$SERVERS" --csv "$out.csv" >"$out.json" 2>"$out.err" ||
     echo "warning: $1 $2 round $3: prefix_load reported $(field "$out.json" errors) errors" >&2
-  [ "$2" = oracle ] || stop "$gw_pid"
+  [ "${target[0]}" != --target ] || stop "$gw_pid"
+  return 0
 }
 
 # The median over the rounds of a figure (a number); an object field: round 1's.
@@ -232,7 +252,11 @@ echo "workloads: shared and hot $GROUP_COUNT groups x $PROMPTS_PER_GROUP prompts
 
 # Each round runs every workload through every balancer and the oracle, the
 # order of the balancers rotating from round to round.
-all=($BALANCERS oracle)
+extra=(oracle)
+for wdw in $REFERENCE; do
+  if [ "$wdw" = 0 ]; then extra+=(client_affinity); else extra+=("client_affinity_w$wdw"); fi
+done
+all=($BALANCERS "${extra[@]}")
 for ((r = 1; r <= ROUNDS; r++)); do
   for w in $WORKLOADS; do
     for ((i = 0; i < ${#all[@]}; i++)); do
@@ -249,7 +273,7 @@ echo
 echo "| workload | balancer | requests | errors | hit rate | TTFT p50 ms | TTFT p90 ms | TTFT p99 ms | req/s | max/mean | requests per server | hot group: servers | hot TTFT p99 ms |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 for w in $WORKLOADS; do
-  for b in $BALANCERS oracle; do
+  for b in "${all[@]}"; do
     hot_servers="" hot_p99=""
     if [ "$w" = hot ]; then hot_servers=$(fig "$w" "$b" hot_servers) hot_p99=$(fig "$w" "$b" hot_ttft_p99_ms); fi
     printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$w" "$b" \
@@ -274,11 +298,10 @@ check() {  # description value op limit
 }
 times() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "" || b == "") print ""; else printf "%.4g", a * b }'; }
 
-echo
-echo "## Targets (prefix_affinity)"
+targets() {  # balancer
 for w in $WORKLOADS; do
-  have "$w" prefix_affinity || continue
-  pa() { fig "$w" prefix_affinity "$1"; }
+  have "$w" "$1" || continue
+  pa() { fig "$w" "$b" "$1"; }
   lc() { fig "$w" least_conn "$1"; }
   echo
   echo "$w:"
@@ -296,6 +319,11 @@ for w in $WORKLOADS; do
   fi
   check "max/mean requests per server <= 1.3" "$(pa max_over_mean)" "<=" 1.3
 done
+}
+echo
+echo "## Targets (prefix_affinity)"
+b=prefix_affinity
+targets "$b"
 
 # Two gateways, the same configuration, each fresh: the same first-time
 # prefixes (one prompt per group) sent to each, in two different orders (as
@@ -329,7 +357,25 @@ if [[ " $BALANCERS " == *" prefix_affinity "* ]]; then
 fi
 
 echo
-echo "$((verdicts - failed)) of $verdicts targets met; $(($(date +%s) - started)) s"
+echo "$((verdicts - failed)) of $verdicts targets met"
+for b in "${extra[@]}"; do
+  [ "$b" != oracle ] || continue
+  echo
+  echo "## The same targets for $b (a reference, not counted above)"
+  echo
+  echo "prefix_load routing by itself over the same servers as SPEC §9 describes prefix_affinity"
+  echo "(tools/prefix_load/main.cpp --affinity: the most leading blocks remembered among the servers under"
+  echo "the bound, ties and new prefixes by rendezvous hashing of the first block; block_bytes $BLOCK_BYTES)."
+  if [ "$b" = client_affinity ]; then
+    echo "The bound: a server's requests in flight <= ceil($MAX_LOAD_RATIO x mean), with this request."
+  else
+    echo "The bound: a server's share of the last ${b#client_affinity_w} picks <= $MAX_LOAD_RATIO x a fair share,"
+    echo "and its requests in flight <= 2 x mean."
+  fi
+  targets "$b"
+done
+echo
+echo "$(($(date +%s) - started)) s"
 if [ -n "$RESULT" ]; then
   exec 1>&3
   wait "$tee_pid"

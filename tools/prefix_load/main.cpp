@@ -3,9 +3,12 @@
 // completions ("stream":true with "stream_options":{"include_usage":true}) over
 // keep-alive connections, either to one target (the gateway) or, with
 // --oracle, straight to server (group % n) of a list: the best placement a
-// balancer could find without knowing the future. Loopback only.
+// balancer could find without knowing the future. --affinity routes in the
+// client instead, as SPEC §9 describes prefix_affinity (below): a reference
+// for the gateway's balancer. Loopback only.
 //
-//   prefix_load --target 127.0.0.1:8080 | --oracle H:P,H:P,...
+//   prefix_load --target 127.0.0.1:8080 | --oracle H:P,H:P,... | --affinity H:P,H:P,...
+//               [--block-bytes 512] [--max-load-ratio 1.25] [--affinity-table last|set]
 //               [--workload shared|multiturn|hot] [--seed N] [--order-seed N]
 //               [--concurrency N]
 //               [--groups N] [--prompts-per-group N] [--system-bytes N]
@@ -38,6 +41,16 @@
 // conversation), so ip_hash has a client address to hash. Connections are
 // kept alive and reused per (user, server).
 //
+// --affinity: the canonical prompt (each message's role, then its content) is
+// cut into --block-bytes blocks, each block's key a hash chained with the one
+// before; a table remembers the server that last took each key (with
+// --affinity-table set: every server that took it). A server is under the
+// bound when its requests in flight stay within ceil(ratio x (all in flight
+// + 1) / n) with this one (consistent hashing with bounded loads). Among the
+// servers under the bound, the one with the most leading blocks remembered
+// for it wins; ties (a prefix never seen: none) go by rendezvous hashing of
+// the first block. Every block is then remembered for the chosen server.
+//
 // Per request: TTFT (from writing the request to the first SSE event carrying
 // content), total time, prompt_tokens and cached_tokens from the usage chunk,
 // and the X-Mock-Server header (which server answered). Output: one JSON line
@@ -58,6 +71,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -67,6 +81,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -81,7 +96,11 @@ namespace {
 
 struct Options {
     std::vector<tcp::endpoint> endpoints;  // one (the target) or the oracle's servers
-    bool oracle = false;
+    enum class Route { target, oracle, affinity } route = Route::target;
+    std::size_t block_bytes = 512;
+    double max_load_ratio = 1.25;
+    int bound_window = 0;             // --bound-window W: bound the share of the last W picks
+    bool affinity_table_set = false;  // --affinity-table set: every server that took a block
     std::string workload = "shared";
     std::uint64_t seed = 1;
     std::uint64_t order_seed = 0;  // 0: the seed
@@ -185,6 +204,7 @@ struct Conn {
 };
 
 struct Ctx {
+    explicit Ctx(const Options& opt) : o(opt) {}
     const Options& o;
     std::vector<std::string> system;  // per group or conversation
     std::vector<Job> jobs;            // shared/hot, in sending order
@@ -194,6 +214,11 @@ struct Ctx {
     int conversations_left = 0;                 // multiturn: not finished yet
     std::map<std::pair<int, int>, std::vector<std::unique_ptr<Conn>>> idle;  // (user, server)
     std::vector<Record> records;
+    std::deque<int> recent;         // --bound-window: the last picks
+    std::vector<int> recent_count;  // per server, in `recent`
+    std::vector<int> in_flight;     // --affinity: per server
+    std::unordered_map<std::uint64_t, std::uint64_t>
+        block_servers;  // --affinity: key -> servers (bits)
 };
 
 // The value of the JSON string that starts at `s[pos]` (just after its
@@ -241,6 +266,79 @@ std::string build_body(const Ctx& c, const Job& j, const std::string& question) 
     append_json_string(b, question);
     b += "}]}";
     return b;
+}
+
+// The canonical prompt of SPEC §9: each message's role, then its content.
+std::string canonical_prompt(const Ctx& c, const Job& j, const std::string& question) {
+    std::string p = "system" + c.system[static_cast<std::size_t>(j.group)];
+    if (c.o.workload == "multiturn") {
+        for (const auto& m : c.history[static_cast<std::size_t>(j.group)]) {
+            p += m.role;
+            p += m.content;
+        }
+    }
+    return p + "user" + question;
+}
+
+// --affinity's choice (see the head of this file); remembers the blocks.
+int affinity_pick(Ctx& c, const std::string& prompt) {
+    const int n = static_cast<int>(c.o.endpoints.size());
+    std::vector<std::uint64_t> keys;
+    std::uint64_t h = 0xcbf29ce484222325ull;
+    for (std::size_t at = 0; at + c.o.block_bytes <= prompt.size(); at += c.o.block_bytes) {
+        for (std::size_t i = at; i < at + c.o.block_bytes; ++i)
+            h = (h ^ static_cast<unsigned char>(prompt[i])) * 0x100000001b3ull;
+        keys.push_back(h = mix(h));
+    }
+    int total = 0;
+    for (int v : c.in_flight) total += v;
+    const int cap = static_cast<int>(std::ceil(c.o.max_load_ratio * (total + 1) / n));
+    // --bound-window W: the bound is on the server's share of the last W
+    // picks instead (a lasting skew, not a passing one); in flight, a server
+    // may then hold up to twice the mean.
+    const int window = static_cast<int>(c.recent.size());
+    const int window_cap = static_cast<int>(std::ceil(c.o.max_load_ratio * (window + 1) / n));
+    const int flight_cap = static_cast<int>(std::ceil(2.0 * (total + 1) / n));
+    auto under = [&](int s) {
+        const auto i = static_cast<std::size_t>(s);
+        if (c.o.bound_window == 0) return c.in_flight[i] + 1 <= cap;
+        return c.recent_count[i] + 1 <= window_cap && c.in_flight[i] + 1 <= flight_cap;
+    };
+    // Per server: the leading blocks remembered for it, and its rendezvous
+    // weight (the first block's hash with the server's), which breaks ties.
+    const std::uint64_t first = keys.empty() ? mix(prompt.size()) : keys[0];
+    int pick = -1;
+    std::size_t best_match = 0;
+    std::uint64_t best_weight = 0;
+    for (int s = 0; s < n; ++s) {
+        if (!under(s)) continue;
+        std::size_t match = 0;
+        for (; match < keys.size(); ++match) {
+            auto it = c.block_servers.find(keys[match]);
+            if (it == c.block_servers.end() || !(it->second >> s & 1)) break;
+        }
+        const std::uint64_t w = mix(first ^ mix(static_cast<std::uint64_t>(s) + 1));
+        if (pick < 0 || match > best_match || (match == best_match && w > best_weight))
+            pick = s, best_match = match, best_weight = w;
+    }
+    if (pick < 0) {  // every server is over a window bound: the least loaded
+        pick = static_cast<int>(std::min_element(c.in_flight.begin(), c.in_flight.end()) -
+                                c.in_flight.begin());
+    }
+    if (c.o.bound_window > 0) {
+        c.recent.push_back(pick);
+        ++c.recent_count[static_cast<std::size_t>(pick)];
+        if (static_cast<int>(c.recent.size()) > c.o.bound_window) {
+            --c.recent_count[static_cast<std::size_t>(c.recent.front())];
+            c.recent.pop_front();
+        }
+    }
+    const std::uint64_t bit = std::uint64_t{1} << pick;
+    for (auto k : keys) {
+        auto& m = c.block_servers[k];
+        m = c.o.affinity_table_set ? m | bit : bit;
+    }
+    return pick;
 }
 
 asio::awaitable<std::unique_ptr<Conn>> connect(Ctx& c, int user, int server) {
@@ -319,7 +417,12 @@ asio::awaitable<bool> exchange(Conn& conn, const std::string& req, Record& r, st
 }
 
 asio::awaitable<std::string> send(Ctx& c, const Job& j, const std::string& question) {
-    const int server = c.o.oracle ? j.group % static_cast<int>(c.o.endpoints.size()) : 0;
+    using Route = Options::Route;
+    const int server = c.o.route == Route::oracle ? j.group % static_cast<int>(c.o.endpoints.size())
+                       : c.o.route == Route::affinity
+                           ? affinity_pick(c, canonical_prompt(c, j, question))
+                           : 0;
+    if (c.o.route == Route::affinity) ++c.in_flight[static_cast<std::size_t>(server)];
     const auto body = build_body(c, j, question);
     std::string req =
         "POST /v1/chat/completions HTTP/1.1\r\nHost: prefix-load\r\n"
@@ -351,6 +454,7 @@ asio::awaitable<std::string> send(Ctx& c, const Job& j, const std::string& quest
         if (keep && r.ok) c.idle[{j.user, server}].push_back(std::move(conn));
         if (r.status != 0 || !reused) break;
     }
+    if (c.o.route == Route::affinity) --c.in_flight[static_cast<std::size_t>(server)];
     c.records.push_back(r);
     if (!r.ok) std::fprintf(stderr, "prefix_load: request failed (status %d)\n", r.status);
     co_return answer;
@@ -466,6 +570,8 @@ int usage() {
     std::fprintf(
         stderr,
         "usage: prefix_load --target HOST:PORT | --oracle HOST:PORT,HOST:PORT,...\n"
+        "  | --affinity HOST:PORT,... [--block-bytes N] [--max-load-ratio F]\n"
+        "    [--affinity-table last|set]\n"
         "  [--workload shared|multiturn|hot] [--seed N] [--order-seed N] [--concurrency N]\n"
         "  [--groups N] [--prompts-per-group N] [--system-bytes N] [--question-bytes N]\n"
         "  [--hot-share F] [--users N] [--conversations N] [--turns N]\n"
@@ -489,8 +595,8 @@ int main(int argc, char** argv) {
             std::string v = argv[++i];
             if (a == "--target") {
                 o.endpoints = {parse_endpoint(v)};
-            } else if (a == "--oracle") {
-                o.oracle = true;
+            } else if (a == "--oracle" || a == "--affinity") {
+                o.route = a == "--oracle" ? Options::Route::oracle : Options::Route::affinity;
                 o.endpoints.clear();
                 for (std::size_t s = 0; s <= v.size();) {
                     auto e = v.find(',', s);
@@ -502,6 +608,14 @@ int main(int argc, char** argv) {
                 o.workload = v;
             else if (a == "--seed")
                 o.seed = std::stoull(v);
+            else if (a == "--block-bytes")
+                o.block_bytes = std::stoul(v);
+            else if (a == "--max-load-ratio")
+                o.max_load_ratio = std::stod(v);
+            else if (a == "--bound-window")
+                o.bound_window = std::stoi(v);
+            else if (a == "--affinity-table" && (v == "last" || v == "set"))
+                o.affinity_table_set = v == "set";
             else if (a == "--order-seed")
                 o.order_seed = std::stoull(v);
             else if (a == "--concurrency")
@@ -544,13 +658,15 @@ int main(int argc, char** argv) {
         o.concurrency < 1 || o.groups < 1 || o.prompts_per_group < 1 || o.users < 1 ||
         o.users > 65000 || o.conversations < 1 || o.turns < 1 || o.question_bytes < 1 ||
         o.common_prefix_bytes < 0 || o.common_prefix_bytes > o.system_bytes || o.hot_share < 0 ||
-        o.hot_share > 1)
+        o.block_bytes < 1 || o.max_load_ratio < 1 || o.endpoints.size() > 64 || o.hot_share > 1)
         return usage();
     if (o.workload == "multiturn" && o.conversations > 65000) return usage();
 
     asio::io_context io(1);  // before c: its idle connections go first
-    Ctx c{o, {}, {}, 0, {}, {}, 0, {}, {}};
+    Ctx c(o);
     make_workload(c);
+    c.in_flight.assign(o.endpoints.size(), 0);
+    c.recent_count.assign(o.endpoints.size(), 0);
     for (int i = 0; i < o.concurrency; ++i) asio::co_spawn(io, client(c), asio::detached);
     const auto t0 = Clock::now();
     io.run();
@@ -596,8 +712,11 @@ int main(int argc, char** argv) {
         "\"cached_tokens\":%ld,\"hit_rate\":%.4f,\"ttft_p50_ms\":%.2f,"
         "\"ttft_p90_ms\":%.2f,\"ttft_p99_ms\":%.2f,\"total_p50_ms\":%.2f,"
         "\"total_p99_ms\":%.2f,\"servers\":%s,\"max_over_mean\":%.3f",
-        o.workload.c_str(), o.oracle ? "oracle" : "target", static_cast<int>(c.records.size()),
-        errors, secs, ok / secs, prompt, cached,
+        o.workload.c_str(),
+        o.route == Options::Route::oracle     ? "oracle"
+        : o.route == Options::Route::affinity ? "affinity"
+                                              : "target",
+        static_cast<int>(c.records.size()), errors, secs, ok / secs, prompt, cached,
         prompt > 0 ? static_cast<double>(cached) / static_cast<double>(prompt) : 0.0,
         percentile(ttft, 0.5), percentile(ttft, 0.9), percentile(ttft, 0.99),
         percentile(total, 0.5), percentile(total, 0.99), counts_json(per_server).c_str(),
