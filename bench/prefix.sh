@@ -13,9 +13,9 @@
 # share of recent picks).
 # Every run starts cold: fresh mock servers and a fresh gateway.
 #
-#   BUILD_DIR=build-release BUILD_TYPE=Release scripts/build.sh
-#   bench/prefix.sh            # about 3 minutes
-#   bench/prefix.sh --quick    # a smoke run of under a minute, smaller workloads
+#   BUILD_DIR=build-release BUILD_TYPE=Release scripts/build.sh   # it builds nothing itself
+#   bench/prefix.sh            # about 4 minutes on 2 cores
+#   bench/prefix.sh --quick    # a smoke run of about 30 s: one round, smaller workloads, no references
 #
 # Workloads (tools/prefix_load/main.cpp describes them):
 #   shared     GROUP_COUNT x PROMPTS_PER_GROUP prompts, each a group's SYSTEM-byte system message
@@ -52,7 +52,7 @@ quick=0
 for a in "$@"; do
   case $a in
     --quick) quick=1 ;;
-    *) sed -n '2,40p' "$0" >&2; exit 2 ;;
+    *) sed -n '2,/^set -euo/p' "$0" | sed '$d' >&2; exit 2 ;;
   esac
 done
 
