@@ -35,6 +35,7 @@
 #   BUILD_DIR=build-release  GW MOCK LOAD (the binaries; default under BUILD_DIR)
 #   ROUNDS=3 (the table shows medians; round r uses seed SEED+r-1)
 #   BASE_PORT=18380 (uses BASE_PORT..+5)  WORKERS=2  CONCURRENCY=16  SEED=1
+#   RAMP_MS=200 (the clients start one by one over this time)
 #   WORKLOADS="shared multiturn hot"  BALANCERS="round_robin least_conn ip_hash prefix_affinity"
 #   GROUP_COUNT=32 PROMPTS_PER_GROUP=16 SYSTEM=8192 QUESTION=256
 #   CONVERSATIONS=48 TURNS=12 MT_SYSTEM=4096 MT_QUESTION=256
@@ -61,6 +62,7 @@ GW=${GW:-$BUILD_DIR/deepseek-gateway}
 MOCK=${MOCK:-$BUILD_DIR/tools/mock_server/deepseek-mock-server}
 LOAD=${LOAD:-$BUILD_DIR/tools/prefix_load}
 BASE_PORT=${BASE_PORT:-18380} WORKERS=${WORKERS:-2} CONCURRENCY=${CONCURRENCY:-16} SEED=${SEED:-1}
+RAMP_MS=${RAMP_MS:-200}
 WORKLOADS=${WORKLOADS:-"shared multiturn hot"}
 BALANCERS=${BALANCERS:-"round_robin least_conn ip_hash prefix_affinity"}
 if [ "$quick" = 1 ]; then
@@ -212,7 +214,7 @@ run() {  # workload balancer round
   fi
   # shellcheck disable=SC2046
   "$LOAD" "${target[@]}" $(load_args "$1") --seed "$((SEED + $3 - 1))" \
-    --concurrency "$CONCURRENCY" --servers "$SERVERS" --csv "$out.csv" >"$out.json" 2>"$out.err" ||
+    --concurrency "$CONCURRENCY" --ramp-ms "$RAMP_MS" --servers "$SERVERS" --csv "$out.csv" >"$out.json" 2>"$out.err" ||
     echo "warning: $1 $2 round $3: prefix_load reported $(field "$out.json" errors) errors" >&2
   [ "${target[0]}" != --target ] || stop "$gw_pid"
   return 0
@@ -243,7 +245,7 @@ echo "date: $(date -u +%Y-%m-%dT%H:%MZ)  cpu: $(nproc) x $(grep -m1 'model name'
 echo "gateway: $GW ($("$GW" --version 2>/dev/null | head -1)), commit $(git rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "servers: $SERVERS mocks, $TOKENS tokens $TOKEN_DELAY_MS ms apart, prefill $PREFILL_US_PER_KIB µs/KiB uncached," \
   "max batch $MAX_BATCH, cache blocks of $CACHE_BLOCK B holding 1/$CACHE_SHARE of the prefixes each"
-echo "load: $CONCURRENCY closed-loop clients, $ROUNDS rounds (seeds $SEED..$((SEED + ROUNDS - 1)))," \
+echo "load: $CONCURRENCY closed-loop clients started over $RAMP_MS ms, $ROUNDS rounds (seeds $SEED..$((SEED + ROUNDS - 1)))," \
   "gateway workers $WORKERS; prefix_affinity: block_bytes $BLOCK_BYTES, max_load_ratio $MAX_LOAD_RATIO," \
   "table_entries $TABLE_ENTRIES$([ -n "$LOAD_METRICS" ] && echo ", load_metrics every $LOAD_METRICS")"
 echo "workloads: shared and hot $GROUP_COUNT groups x $PROMPTS_PER_GROUP prompts, system $SYSTEM B, question $QUESTION B" \

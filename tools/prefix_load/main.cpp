@@ -10,7 +10,7 @@
 //   prefix_load --target 127.0.0.1:8080 | --oracle H:P,H:P,... | --affinity H:P,H:P,...
 //               [--block-bytes 512] [--max-load-ratio 1.25] [--affinity-table last|set]
 //               [--workload shared|multiturn|hot] [--seed N] [--order-seed N]
-//               [--concurrency N]
+//               [--concurrency N] [--ramp-ms N]
 //               [--groups N] [--prompts-per-group N] [--system-bytes N]
 //               [--question-bytes N] [--hot-share F] [--users N]
 //               [--conversations N] [--turns N] [--common-prefix-bytes N]
@@ -50,6 +50,10 @@
 // servers under the bound, the one with the most leading blocks remembered
 // for it wins; ties (a prefix never seen: none) go by rendezvous hashing of
 // the first block. Every block is then remembered for the chosen server.
+//
+// --ramp-ms spreads the clients' first requests over that time (client i
+// starts at i x ramp / concurrency), so a run does not open with every
+// client's prompt new to every server at the same instant.
 //
 // Per request: TTFT (from writing the request to the first SSE event carrying
 // content), total time, prompt_tokens and cached_tokens from the usage chunk,
@@ -105,6 +109,7 @@ struct Options {
     std::uint64_t seed = 1;
     std::uint64_t order_seed = 0;  // 0: the seed
     int concurrency = 16;
+    int ramp_ms = 0;  // client i starts at i x ramp / concurrency
     int groups = 32;
     int prompts_per_group = 16;
     int system_bytes = 8192;
@@ -460,8 +465,14 @@ asio::awaitable<std::string> send(Ctx& c, const Job& j, const std::string& quest
     co_return answer;
 }
 
-asio::awaitable<void> client(Ctx& c) {
+asio::awaitable<void> client(Ctx& c, int id) {
     const auto& o = c.o;
+    if (o.ramp_ms > 0) {
+        asio::steady_timer start(
+            co_await asio::this_coro::executor,
+            std::chrono::microseconds(std::int64_t{o.ramp_ms} * 1000 * id / o.concurrency));
+        co_await start.async_wait(nothrow);
+    }
     if (o.workload == "multiturn") {
         auto ex = co_await asio::this_coro::executor;
         asio::steady_timer idle(ex);
@@ -573,6 +584,7 @@ int usage() {
         "  | --affinity HOST:PORT,... [--block-bytes N] [--max-load-ratio F]\n"
         "    [--affinity-table last|set]\n"
         "  [--workload shared|multiturn|hot] [--seed N] [--order-seed N] [--concurrency N]\n"
+        "  [--ramp-ms N]\n"
         "  [--groups N] [--prompts-per-group N] [--system-bytes N] [--question-bytes N]\n"
         "  [--hot-share F] [--users N] [--conversations N] [--turns N]\n"
         "  [--common-prefix-bytes N] [--servers N] [--mock-tokens N] [--no-bind]\n"
@@ -608,6 +620,8 @@ int main(int argc, char** argv) {
                 o.workload = v;
             else if (a == "--seed")
                 o.seed = std::stoull(v);
+            else if (a == "--ramp-ms")
+                o.ramp_ms = std::stoi(v);
             else if (a == "--block-bytes")
                 o.block_bytes = std::stoul(v);
             else if (a == "--max-load-ratio")
@@ -655,10 +669,11 @@ int main(int argc, char** argv) {
     }
     if (o.endpoints.empty() ||
         (o.workload != "shared" && o.workload != "hot" && o.workload != "multiturn") ||
-        o.concurrency < 1 || o.groups < 1 || o.prompts_per_group < 1 || o.users < 1 ||
-        o.users > 65000 || o.conversations < 1 || o.turns < 1 || o.question_bytes < 1 ||
-        o.common_prefix_bytes < 0 || o.common_prefix_bytes > o.system_bytes || o.hot_share < 0 ||
-        o.block_bytes < 1 || o.max_load_ratio < 1 || o.endpoints.size() > 64 || o.hot_share > 1)
+        o.concurrency < 1 || o.ramp_ms < 0 || o.groups < 1 || o.prompts_per_group < 1 ||
+        o.users < 1 || o.users > 65000 || o.conversations < 1 || o.turns < 1 ||
+        o.question_bytes < 1 || o.common_prefix_bytes < 0 ||
+        o.common_prefix_bytes > o.system_bytes || o.hot_share < 0 || o.block_bytes < 1 ||
+        o.max_load_ratio < 1 || o.endpoints.size() > 64 || o.hot_share > 1)
         return usage();
     if (o.workload == "multiturn" && o.conversations > 65000) return usage();
 
@@ -667,7 +682,7 @@ int main(int argc, char** argv) {
     make_workload(c);
     c.in_flight.assign(o.endpoints.size(), 0);
     c.recent_count.assign(o.endpoints.size(), 0);
-    for (int i = 0; i < o.concurrency; ++i) asio::co_spawn(io, client(c), asio::detached);
+    for (int i = 0; i < o.concurrency; ++i) asio::co_spawn(io, client(c, i), asio::detached);
     const auto t0 = Clock::now();
     io.run();
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
