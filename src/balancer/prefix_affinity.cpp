@@ -3,11 +3,18 @@
 // bound; a prompt never seen goes by rendezvous hashing of its first block.
 //
 // The bound is consistent hashing with bounded loads (Mirrokni, Thorup and
-// Zadimoghaddam, 2018): with m requests' worth of load on n servers, a server
-// may take one more while its load + 1 <= ceil(c * (m + 1) * w / W), c being
-// max_load_ratio and w/W its share of the weight. So no server runs far above
-// the mean however hot one prefix is, and a hot prefix spreads over several
-// servers, each of which then holds it.
+// Zadimoghaddam, 2018), applied to the upstream's last picks (64 per server,
+// at least 256): a server may take one more while its count there + 1 <=
+// ceil(c * (picks + 1) * w / W), c being max_load_ratio and w/W its share of
+// the weight (checked only while the pool has a request per server or more,
+// and the server more than its share); and its load (in flight, or scraped)
+// at most twice its share.
+// So no server takes much more than its share however hot one prefix is, and
+// a hot prefix spreads over several servers, each of which then holds it.
+// The bound is on recent picks rather than on requests in flight because a
+// handful of requests in flight per server swing by one or two all the time:
+// bounding them at 1.25x the mean sent a third of the requests away from the
+// server that had their prefix (bench/prefix.sh).
 //
 // Rendezvous hashing (highest random weight) of the first block over the
 // servers' names needs no shared state: every gateway replica with the same
@@ -23,6 +30,9 @@
 
 #include "eligible.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <climits>
 #include <cmath>
 #include <cstdint>
 #include <string_view>
@@ -55,6 +65,11 @@ public:
           ratio_(cfg.max_load_ratio) {
         keys_.reserve(servers_.size());
         for (const auto* s : servers_) keys_.push_back(name_key(s->name()));
+        window_ = std::max<std::uint64_t>(256, 64 * servers_.size());
+        ring_ = std::make_unique<std::atomic<std::uint32_t>[]>(window_);
+        for (std::uint64_t k = 0; k < window_; ++k)
+            ring_[k].store(kEmpty, std::memory_order_relaxed);
+        recent_ = std::make_unique<Count[]>(servers_.size());
     }
 
     UpstreamServer* pick(const PickContext& ctx) override {
@@ -64,20 +79,39 @@ public:
         prompt->matched = 0;
         const std::size_t n = servers_.size();
 
-        // The pool's load and weight, over the servers that may take it.
+        // The bound, over the servers that may take the request: its share
+        // of the upstream's recent picks, and its load.
         double total_load = 0;
         double total_weight = 0;
+        std::size_t eligible = 0;
         for (auto* s : servers_) {
             if (!detail::eligible(s, ctx)) continue;
+            ++eligible;
             total_load += s->load(ctx.now);
             total_weight += s->weight() * s->weight_factor(ctx.now);
         }
         if (total_weight <= 0) return least_conn_->pick(ctx);  // none (or only ctx.exclude)
-        const double per_weight = ratio_ * (total_load + 1) / total_weight;
-        auto under_bound = [&](const UpstreamServer* s) {
+        const double picks = static_cast<double>(
+            std::min<std::uint64_t>(cursor_.load(std::memory_order_relaxed), window_));
+        // Below one request per server the pool is idle, whatever the shares.
+        const bool busy = total_load + 1 > static_cast<double>(eligible);
+        auto under_bound = [&](std::size_t i) {
+            const UpstreamServer* s = servers_[i];
             if (!detail::eligible(s, ctx)) return false;
-            const double cap = std::ceil(per_weight * s->weight() * s->weight_factor(ctx.now));
-            return s->load(ctx.now) + 1 <= cap;
+            const double part = s->weight() * s->weight_factor(ctx.now) / total_weight;
+            // In flight (or scraped), at most twice its fair share, and
+            // always one more than its share: a burst may ride, a pile-up
+            // may not.
+            const double share = (total_load + 1) * part;
+            const double load = s->load(ctx.now) + 1;
+            if (load > std::max(std::ceil(2 * share), std::ceil(share) + 1)) return false;
+            // In a busy pool, a server busier than its share takes no more
+            // than the ratio of its fair share of the recent picks: a lasting
+            // skew, not a passing one. An idle pool keeps every prefix where
+            // it is.
+            if (!busy || load <= std::ceil(share)) return true;
+            const double recent = recent_[i].n.load(std::memory_order_relaxed) + 1;
+            return recent <= std::ceil(ratio_ * (picks + 1) * part);
         };
 
         // The longest prefix each server last served: the leading blocks the
@@ -91,34 +125,49 @@ public:
             if (s == 0 || s > n) break;
             matched_[s - 1] = static_cast<std::uint32_t>(i + 1);
         }
+        // The servers in order of preference: the longest match first, then
+        // the highest rendezvous score of the first block (weighted: -w / ln u).
+        // The first under the bound takes the request.
         std::size_t best = n;
+        double best_score = 0;
         for (std::size_t i = 0; i < n; ++i) {
-            if (matched_[i] == 0 || (best < n && matched_[i] <= matched_[best])) continue;
-            if (under_bound(servers_[i])) best = i;
+            if (best < n && matched_[i] < matched_[best]) continue;
+            const std::uint64_t h = detail::mix64(blocks[0] ^ keys_[i]);
+            const double u = (static_cast<double>(h >> 11) + 0.5) * 0x1.0p-53;
+            const double score = -static_cast<double>(servers_[i]->weight()) / std::log(u);
+            if (best < n && matched_[i] == matched_[best] && score <= best_score) continue;
+            if (!under_bound(i)) continue;
+            best = i;
+            best_score = score;
         }
-        if (best < n) {
-            prompt->matched = matched_[best];
-        } else {
-            // New to every server that may take it: the highest rendezvous
-            // score for the first block, weighted (-w / ln u).
-            double best_score = 0;
-            for (std::size_t i = 0; i < n; ++i) {
-                if (!under_bound(servers_[i])) continue;
-                const std::uint64_t h = detail::mix64(blocks[0] ^ keys_[i]);
-                const double u = (static_cast<double>(h >> 11) + 0.5) * 0x1.0p-53;
-                const double score = -static_cast<double>(servers_[i]->weight()) / std::log(u);
-                if (best == n || score > best_score) {
-                    best = i;
-                    best_score = score;
-                }
-            }
-        }
-        if (best == n) return least_conn_->pick(ctx);
+        auto* chosen = best < n ? servers_[best] : least_conn_->pick(ctx);
+        if (!chosen) return nullptr;
+        if (best == n) best = index_of(chosen);
+        prompt->matched = matched_[best];
+        note_pick(best);
         remember(*prompt, best, ctx.now);
-        return servers_[best];
+        return chosen;
     }
 
 private:
+    std::size_t index_of(const UpstreamServer* s) const {
+        for (std::size_t i = 0; i < servers_.size(); ++i)
+            if (servers_[i] == s) return i;
+        return 0;
+    }
+
+    // The window of recent picks: slot k holds the server of pick k (mod the
+    // window), recent_ how many slots each server holds. Two atomic updates a
+    // pick, no lock; a race between two picks at most miscounts one slot for
+    // a moment.
+    void note_pick(std::size_t i) {
+        const std::uint64_t k = cursor_.fetch_add(1, std::memory_order_relaxed);
+        const auto old =
+            ring_[k % window_].exchange(static_cast<std::uint32_t>(i), std::memory_order_relaxed);
+        if (old != kEmpty) recent_[old].n.fetch_sub(1, std::memory_order_relaxed);
+        recent_[i].n.fetch_add(1, std::memory_order_relaxed);
+    }
+
     void remember(const PromptMatch& prompt, std::size_t server, upstream::Clock::time_point now) {
         const auto stamp = PrefixTable::stamp_of(now);
         for (const auto block : prompt.blocks)
@@ -130,6 +179,14 @@ private:
     std::shared_ptr<PrefixTable> table_;
     double ratio_;
     std::vector<std::uint64_t> keys_;  // rendezvous key of each server
+    static constexpr std::uint32_t kEmpty = UINT32_MAX;
+    std::uint64_t window_;  // picks in the window: 64 per server, at least 256
+    std::unique_ptr<std::atomic<std::uint32_t>[]> ring_;
+    struct alignas(64) Count {
+        std::atomic<std::int64_t> n{0};
+    };
+    std::unique_ptr<Count[]> recent_;
+    std::atomic<std::uint64_t> cursor_{0};
     static thread_local std::vector<std::uint32_t> matched_;
 };
 
