@@ -76,7 +76,7 @@ bool near(std::optional<double> v, double want) {
     return v && std::abs(*v - want) < 0.01;
 }
 
-TEST(LoadMetrics, TheServersOwnLoadIsReadUntilItsEndpointFailsForStaleAfter) {
+TEST(LoadMetricsIt, TheServersOwnLoadIsReadUntilItsEndpointFailsForStaleAfter) {
     MockServer mock("v");
     ASSERT_TRUE(mock.ok());
     ASSERT_TRUE(set_load(mock, kLoadBody + "}"));
@@ -122,7 +122,7 @@ TEST(LoadMetrics, TheServersOwnLoadIsReadUntilItsEndpointFailsForStaleAfter) {
     EXPECT_TRUE(near(s.load, kLoad)) << s.load.value_or(-1) << "\n" << gw.logs();
 }
 
-TEST(LoadMetrics, AReloadTurnsScrapingOnAndOff) {
+TEST(LoadMetricsIt, AReloadTurnsScrapingOnAndOff) {
     MockServer mock("v");
     ASSERT_TRUE(mock.ok());
     ASSERT_TRUE(set_load(mock, kLoadBody + "}"));
