@@ -19,6 +19,7 @@
 #include "deepseek_gateway/metrics/metrics.hpp"
 #include "deepseek_gateway/metrics/sample.hpp"
 #include "deepseek_gateway/upstream/health.hpp"
+#include "deepseek_gateway/upstream/load_scraper.hpp"
 #include "deepseek_gateway/upstream/models.hpp"
 #include "deepseek_gateway/upstream/resolver.hpp"
 
@@ -83,6 +84,8 @@ struct App::Impl {
     // The servers' model lists, for GET /v1/models on routed listeners; on
     // its own thread.
     std::unique_ptr<upstream::ModelLister> models;
+    // The servers' own load (upstreams[].load_metrics), on its own thread.
+    std::unique_ptr<upstream::LoadScraper> loads;
     // Re-resolution of host names (resolve_interval), on its own thread.
     std::unique_ptr<upstream::Resolver> resolver;
     // /metrics, /healthz, /readyz, on worker 0's event loop.
@@ -216,6 +219,10 @@ int App::Impl::start() {
     // that routes use are asked.
     models = std::make_unique<upstream::ModelLister>();
     models->apply(runtime->upstream_set()).wait();
+    // Not waited for: until a server's first scrape, its load is its
+    // requests in flight.
+    loads = std::make_unique<upstream::LoadScraper>();
+    loads->apply(runtime->upstream_set(), runtime->metrics);
     resolver = std::make_unique<upstream::Resolver>([this](upstream::AddressUpdate u) {
         asio::post(main_io, [this, u = std::move(u)]() mutable { apply_addresses(std::move(u)); });
     });
@@ -406,6 +413,7 @@ void App::Impl::apply_reload(ReloadPlan plan) {
     access_log = plan.access_log;
     if (health) health->apply(runtime->upstream_set());
     if (models) models->apply(runtime->upstream_set());
+    if (loads) loads->apply(runtime->upstream_set(), runtime->metrics);
     if (resolver) resolver->apply(config);  // a reload resolved every name afresh
     // READY=1 waits until every worker serves new requests on the new
     // configuration, so `systemctl reload` returns when it is in effect.
@@ -608,6 +616,7 @@ int App::run() {
     if (d.resolver) d.resolver->stop();
     if (d.health) d.health->stop();
     if (d.models) d.models->stop();
+    if (d.loads) d.loads->stop();
     for (auto& w : d.workers) w->stop();
     for (auto& w : d.workers) w->join();
     if (d.admin) d.admin->stop();

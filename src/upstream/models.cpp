@@ -1,21 +1,14 @@
 #include "deepseek_gateway/upstream/models.hpp"
 
-#include "deepseek_gateway/tls/context.hpp"
+#include "upstream/http_get.hpp"
 
 #include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/http/empty_body.hpp>
-#include <boost/beast/http/read.hpp>
-#include <boost/beast/http/string_body.hpp>
-#include <boost/beast/http/write.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/value.hpp>
 
@@ -24,9 +17,6 @@ namespace dsgw::upstream {
 namespace {
 
 namespace asio = boost::asio;
-namespace beast = boost::beast;
-namespace http = beast::http;
-using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
@@ -42,82 +32,18 @@ struct Round {
     ~Round() { done.set_value(); }
 };
 
-std::string host_of(const std::string& host_port) {
-    auto colon = host_port.rfind(':');
-    std::string h = host_port.substr(0, colon);
-    if (h.size() >= 2 && h.front() == '[') h = h.substr(1, h.size() - 2);
-    return h;
-}
-
 Clock::duration interval_of(const config::UpstreamConfig& cfg) {
     return cfg.health_check.enabled ? Clock::duration(cfg.health_check.interval)
                                     : Clock::duration(ModelLister::kDefaultInterval);
-}
-
-// GET /v1/models on an open stream. Returns "" with the body on a 200, else
-// why not.
-template <class Stream>
-asio::awaitable<std::string> get_list(Stream& s, const UpstreamServer& server, std::string& body) {
-    http::request<http::empty_body> req{http::verb::get, "/v1/models", 11};
-    req.set(http::field::host, server.authority());
-    req.set(http::field::user_agent, "deepseek-gateway-model-list");
-    req.set(http::field::accept, "application/json");
-    req.set(http::field::connection, "close");
-    auto [wec, wn] = co_await http::async_write(s, req, nothrow);
-    if (wec) co_return "write failed: " + wec.message();
-    beast::flat_buffer buffer;
-    http::response_parser<http::string_body> parser;
-    parser.body_limit(kMaxBody);
-    auto [rec, rn] = co_await http::async_read(s, buffer, parser, nothrow);
-    if (rec) co_return "no answer: " + rec.message();
-    if (parser.get().result_int() != 200)
-        co_return "status " + std::to_string(parser.get().result_int());
-    body = std::move(parser.get().body());
-    co_return std::string();
 }
 
 // One fetch, within health_check.timeout. Returns "" with the body, else why
 // it failed.
 asio::awaitable<std::string> fetch(const Upstream& up, const UpstreamServer& server,
                                    std::string& body) {
-    const auto timeout = up.config().health_check.timeout;
-    auto ex = co_await asio::this_coro::executor;
-    // Shared with the deadline's handler: a deadline that expires as the
-    // answer completes runs its handler after this frame is gone, and
-    // cancel() cannot stop it any more.
-    struct Attempt {
-        explicit Attempt(const asio::any_io_executor& ex) : sock(ex) {}
-        tcp::socket sock;
-        bool expired = false;
-    };
-    auto attempt = std::make_shared<Attempt>(ex);
-    auto& sock = attempt->sock;
-    asio::steady_timer deadline(ex);
-    deadline.expires_after(timeout);
-    deadline.async_wait([attempt](error_code ec) {
-        if (ec) return;
-        attempt->expired = true;
-        error_code ignored;
-        attempt->sock.close(ignored);
-    });
-    std::string result;
-    auto [cec] = co_await sock.async_connect(server.endpoint(), nothrow);
-    if (cec) {
-        result = "connect failed: " + cec.message();
-    } else if (auto* tls = up.tls()) {
-        asio::ssl::stream<tcp::socket&> stream(sock, tls->context());
-        tls->prepare(stream.native_handle(), host_of(server.authority()));
-        auto [hec] = co_await stream.async_handshake(asio::ssl::stream_base::client, nothrow);
-        if (hec)
-            result = "TLS handshake failed: " + hec.message();
-        else
-            result = co_await get_list(stream, server, body);
-    } else {
-        result = co_await get_list(sock, server, body);
-    }
-    deadline.cancel();
-    if (attempt->expired) result = "no answer within " + std::to_string(timeout.count()) + " ms";
-    co_return result;
+    const HttpGet get{"/v1/models", "application/json", "deepseek-gateway-model-list",
+                      up.config().health_check.timeout, kMaxBody};
+    co_return co_await http_get(up, server, get, body);
 }
 
 std::string some_names(const std::vector<std::string>& ids) {
