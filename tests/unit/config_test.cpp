@@ -471,7 +471,7 @@ TEST(LoadConfig, UnknownKeysAreErrorsWithASuggestion) {
     expect_one_error(with(kListener, "name: u, servers: [{address: 127.0.0.1:9001}], colour: blue"),
                      "upstreams[0].colour: unknown key (expected one of: name, balancer, servers, "
                      "keepalive, retries, timeouts, tls, max_in_flight, queue, passive, "
-                     "health_check, slow_start, resolve_interval)");
+                     "health_check, slow_start, prefix_affinity, load_metrics, resolve_interval)");
 }
 
 TEST(LoadConfig, UnknownKeysAreCaughtAtEveryLevel) {
@@ -671,7 +671,7 @@ TEST(LoadConfig, WrongTypesNameTheExpectedType) {
                      "upstreams[0].timeouts: expected a mapping (got \"5s\")");
     expect_one_error(
         with(kListener, "name: u, servers: [{address: 127.0.0.1:9001}], balancer: roundrobin"),
-        "upstreams[0].balancer: must be one of least_conn, round_robin, ip_hash "
+        "upstreams[0].balancer: must be one of least_conn, round_robin, ip_hash, prefix_affinity "
         "(got \"roundrobin\"); did you mean \"round_robin\"?");
     expect_one_error(with(kListener, "name: u, servers: [{address: \"[::1]\"}]"),
                      "upstreams[0].servers[0].address: missing port: write [address]:port, e.g. "
