@@ -1,5 +1,7 @@
 #include "deepseek_gateway/upstream/health.hpp"
 
+#include "http_get.hpp"
+
 #include "deepseek_gateway/tls/context.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -24,13 +26,6 @@ namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
-
-std::string host_of(const std::string& host_port) {
-    auto colon = host_port.rfind(':');
-    std::string h = host_port.substr(0, colon);
-    if (h.size() >= 2 && h.front() == '[') h = h.substr(1, h.size() - 2);
-    return h;
-}
 
 // The status code of an HTTP/1.x status line, or 0.
 int status_of(const std::string& head) {

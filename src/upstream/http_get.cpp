@@ -28,13 +28,6 @@ using tcp = asio::ip::tcp;
 using error_code = boost::system::error_code;
 constexpr auto nothrow = asio::as_tuple(asio::use_awaitable);
 
-std::string host_of(const std::string& host_port) {
-    auto colon = host_port.rfind(':');
-    std::string h = host_port.substr(0, colon);
-    if (h.size() >= 2 && h.front() == '[') h = h.substr(1, h.size() - 2);
-    return h;
-}
-
 // The request and its answer on an open stream. Returns "" with the body on
 // a 200, else why not.
 template <class Stream>
@@ -59,6 +52,13 @@ asio::awaitable<std::string> exchange(Stream& s, const UpstreamServer& server, c
 }
 
 }  // namespace
+
+std::string host_of(const std::string& host_port) {
+    auto colon = host_port.rfind(':');
+    std::string h = host_port.substr(0, colon);
+    if (h.size() >= 2 && h.front() == '[') h = h.substr(1, h.size() - 2);
+    return h;
+}
 
 asio::awaitable<std::string> http_get(const Upstream& up, const UpstreamServer& server,
                                       const HttpGet& get, std::string& body) {

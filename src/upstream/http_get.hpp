@@ -26,6 +26,10 @@ struct HttpGet {
 // Returns "" with the body of a 200 in `body`, else why not ("connect
 // failed: ...", "status 503", "no answer within 300 ms", ...). `get`'s
 // strings must outlive the call.
+// The host of a configured "host:port" ("[::1]:8000" gives "::1"): the TLS
+// server name of the side clients' connections.
+std::string host_of(const std::string& host_port);
+
 boost::asio::awaitable<std::string> http_get(const Upstream& up, const UpstreamServer& server,
                                              const HttpGet& get, std::string& body);
 
