@@ -18,8 +18,10 @@ trap cleanup EXIT INT TERM
 
 models=(deepseek-ai/DeepSeek-R1 deepseek-chat,deepseek-v3 deepseek-chat,deepseek-v3)
 for i in 1 2 3; do
+  # A simulated prefix cache: 1 ms of prefill per KiB of prompt not cached.
   "$mock" --listen "127.0.0.1:900$i" --id "mock-$i" --models "${models[$((i - 1))]}" \
-    --tokens 12 --token-delay-ms 150 --first-token-delay-ms 300 >/dev/null &
+    --tokens 12 --token-delay-ms 150 --first-token-delay-ms 300 \
+    --prefix-cache-blocks 65536 --prefill-us-per-kib 1000 >/dev/null &
   pids+=($!)
 done
 
@@ -36,14 +38,16 @@ cat <<'MSG'
 
 DeepSeek Gateway demo is running: gateway on http://127.0.0.1:8080, three mock
 inference servers behind it, routed by model: deepseek-r1 goes to mock-1 (as
-deepseek-ai/DeepSeek-R1), deepseek-chat to mock-2 and mock-3 in turn. Try, in
-another terminal:
+deepseek-ai/DeepSeek-R1), deepseek-chat to mock-2 or mock-3, whichever holds
+the conversation's prefix in its (simulated) KV cache. Try, in another
+terminal:
 
   # the models clients may ask for
   curl -s http://127.0.0.1:8080/v1/models
 
   # a plain completion on each model (X-Mock-Server shows who answered; run
-  # the second a few times to see the balancing)
+  # the second a few times: the same prompt stays on one server, and
+  # usage.prompt_tokens_details.cached_tokens shows its prefix was cached)
   curl -si http://127.0.0.1:8080/v1/chat/completions \
     -H 'Content-Type: application/json' \
     -d '{"model":"deepseek-r1","messages":[{"role":"user","content":"Hello"}]}'

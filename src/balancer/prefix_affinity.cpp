@@ -6,8 +6,8 @@
 // Zadimoghaddam, 2018), applied to the upstream's last picks (64 per server,
 // at least 256): a server may take one more while its count there + 1 <=
 // ceil(c * (picks + 1) * w / W), c being max_load_ratio and w/W its share of
-// the weight (checked only while the pool has a request per server or more,
-// and the server more than its share); and its load (in flight, or scraped)
+// the weight (checked only while the pool has more than two requests per
+// server, and the server more than its share); and its load (in flight, or scraped)
 // at most twice its share.
 // So no server takes much more than its share however hot one prefix is, and
 // a hot prefix spreads over several servers, each of which then holds it.
@@ -93,8 +93,11 @@ public:
         if (total_weight <= 0) return least_conn_->pick(ctx);  // none (or only ctx.exclude)
         const double picks = static_cast<double>(
             std::min<std::uint64_t>(cursor_.load(std::memory_order_relaxed), window_));
-        // Below one request per server the pool is idle, whatever the shares.
-        const bool busy = total_load + 1 > static_cast<double>(eligible);
+        // Up to two requests per server the pool is idle, whatever the
+        // shares: counts that small (a request just finished, a scrape a
+        // second old) move by one or two with every request and say nothing
+        // about a lasting skew.
+        const bool busy = total_load + 1 > 2.0 * static_cast<double>(eligible);
         auto under_bound = [&](std::size_t i) {
             const UpstreamServer* s = servers_[i];
             if (!detail::eligible(s, ctx)) return false;

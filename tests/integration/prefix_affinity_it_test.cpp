@@ -192,3 +192,41 @@ TEST_F(PrefixAffinityIt, AReloadThatKeepsTheServersKeepsWhatWasRemembered) {
 
 }  // namespace
 }  // namespace dsgw::it
+
+namespace dsgw::it {
+namespace {
+
+// One client alone, with load_metrics: a scrape taken while its previous
+// request ran still counts it for a moment after it ended; that must not
+// send the next request of the same conversation elsewhere.
+TEST(PrefixAffinityIdle, ALoneClientKeepsItsServerWithLoadMetrics) {
+    std::vector<std::unique_ptr<MockServer>> mocks;
+    for (int i = 0; i < 2; ++i) {
+        mocks.push_back(std::make_unique<MockServer>(
+            "slow" + std::to_string(i), std::vector<std::string>{"--first-token-delay-ms", "150",
+                                                                 "--prefix-cache-blocks", "1000"}));
+        ASSERT_TRUE(mocks.back()->ok());
+    }
+    std::string y =
+        "workers: 2\n"
+        "listeners:\n"
+        "  - name: main\n"
+        "    address: 127.0.0.1:0\n"
+        "    access: {allow: [127.0.0.0/8]}\n"
+        "    upstream: pool\n"
+        "upstreams:\n"
+        "  - name: pool\n"
+        "    balancer: prefix_affinity\n"
+        "    load_metrics: {path: /metrics, interval: 100ms}\n"
+        "    servers:\n";
+    for (const auto& m : mocks) y += "      - address: \"" + m->address() + "\"\n";
+    Gateway gw;
+    ASSERT_TRUE(gw.start(y + "logging:\n  level: info\n  access_log: off\n")) << gw.logs();
+    const auto home = served_by(gw.port(), post(chat_body(7, "turn 0")));
+    for (int turn = 1; turn < 8; ++turn)
+        EXPECT_EQ(served_by(gw.port(), post(chat_body(7, "turn " + std::to_string(turn)))), home)
+            << "turn " << turn;
+}
+
+}  // namespace
+}  // namespace dsgw::it

@@ -382,7 +382,8 @@ TEST(LoadConfig, DemoConfiguration) {
     EXPECT_EQ(c.upstreams[c.listeners[0].routes[0].upstream_index].name, "r1-pool");
     const auto& chat = c.upstreams[c.listeners[0].routes[1].upstream_index];
     EXPECT_EQ(chat.name, "chat-pool");
-    EXPECT_EQ(chat.balancer, BalancerKind::round_robin);
+    EXPECT_EQ(chat.balancer, BalancerKind::prefix_affinity);
+    EXPECT_TRUE(chat.load_metrics.enabled);
     ASSERT_EQ(chat.servers.size(), 2u);
     EXPECT_EQ(chat.servers[0].address.to_string(), "127.0.0.1:9002");
     EXPECT_EQ(chat.servers[1].address.to_string(), "127.0.0.1:9003");
