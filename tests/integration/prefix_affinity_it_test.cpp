@@ -103,7 +103,9 @@ TEST_F(PrefixAffinityIt, EachGroupStaysOnOneServerAndTheGroupsSpread) {
     EXPECT_GE(used.size(), 3u);  // 12 groups by rendezvous over 4 servers
     // Every request was looked up; all but each group's first were hits.
     auto s = scrape_until(*admin, [](const Scrape& s) {
-        return s.sum(P + "upstream_prefix_lookups_total") >= kGroups * kQuestions;
+        // A request is counted just after its response went out.
+        return s.sum(P + "upstream_prefix_lookups_total") >= kGroups * kQuestions &&
+               s.sum(P + "upstream_prefix_hits_total") >= kGroups * (kQuestions - 1);
     });
     ASSERT_TRUE(s);
     EXPECT_EQ(s->value(P + "upstream_prefix_lookups_total", {{"upstream", "pool"}}),
@@ -184,7 +186,11 @@ TEST_F(PrefixAffinityIt, AReloadThatKeepsTheServersKeepsWhatWasRemembered) {
     ASSERT_TRUE(gw.process().wait_for_line(std::regex("configuration reloaded"), 10s)) << gw.logs();
     for (int g = 0; g < 8; ++g)
         EXPECT_EQ(served_by(gw.port(), post(chat_body(200 + g, "after"))), home[g]) << g;
-    auto s = scrape(*admin);
+    // A request is counted just after its response went out: wait for the 8th.
+    auto s = scrape_until(*admin, [](const Scrape& s) {
+        return s.sum(P + "upstream_prefix_lookups_total") >= 16 &&
+               s.sum(P + "upstream_prefix_hits_total") >= 8;
+    });
     ASSERT_TRUE(s);
     // The 8 requests after the reload were hits: the table was kept.
     EXPECT_EQ(s->value(P + "upstream_prefix_hits_total", {{"upstream", "pool"}}), 8);
