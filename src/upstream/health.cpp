@@ -4,6 +4,7 @@
 
 #include "deepseek_gateway/tls/context.hpp"
 
+#include <spdlog/spdlog.h>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -14,7 +15,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
-#include <spdlog/spdlog.h>
 
 #include <string>
 
@@ -148,16 +148,15 @@ asio::awaitable<void> probe_loop(std::shared_ptr<const UpstreamSet> set, const U
 
 }  // namespace
 
-HealthChecker::HealthChecker()
-    : work_(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-          io_.get_executor())),
-      thread_([this] { io_.run(); }) {}
+HealthChecker::HealthChecker() = default;
 
-HealthChecker::~HealthChecker() { stop(); }
+HealthChecker::~HealthChecker() {
+    stop();
+}
 
 void HealthChecker::apply(std::shared_ptr<const UpstreamSet> set) {
-    asio::post(io_, [this, set = std::move(set)] {
-        ++*generation_;
+    asio::post(side_.io(), [this, set = std::move(set)] {
+        ++*side_.generation();
         upstreams_ = set;
         for (const auto& up : set->upstreams) {
             const bool checked = up->config().health_check.enabled;
@@ -169,19 +168,17 @@ void HealthChecker::apply(std::shared_ptr<const UpstreamSet> set) {
                     if (s->set_healthy(true)) s->begin_slow_start(Clock::now());
                     continue;
                 }
-                asio::co_spawn(io_, probe_loop(set, up.get(), s.get(), generation_, *generation_),
-                               asio::detached);
+                asio::co_spawn(
+                    side_.io(),
+                    probe_loop(set, up.get(), s.get(), side_.generation(), *side_.generation()),
+                    asio::detached);
             }
         }
     });
 }
 
 void HealthChecker::stop() {
-    if (!thread_.joinable()) return;
-    asio::post(io_, [this] { ++*generation_; });
-    work_.reset();
-    io_.stop();
-    thread_.join();
+    side_.stop();
 }
 
 }  // namespace dsgw::upstream

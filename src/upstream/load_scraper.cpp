@@ -260,10 +260,7 @@ asio::awaitable<void> scrape_loop(Target t, std::shared_ptr<std::uint64_t> gen,
 
 }  // namespace
 
-LoadScraper::LoadScraper()
-    : work_(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-          io_.get_executor())),
-      thread_([this] { io_.run(); }) {}
+LoadScraper::LoadScraper() = default;
 
 LoadScraper::~LoadScraper() {
     stop();
@@ -273,8 +270,8 @@ std::future<void> LoadScraper::apply(std::shared_ptr<const UpstreamSet> set,
                                      std::shared_ptr<const metrics::ConfigMetrics> metrics) {
     auto round = std::make_shared<Round>();
     auto done = round->done.get_future();
-    asio::post(io_, [this, set = std::move(set), metrics = std::move(metrics),
-                     round = std::move(round)]() mutable {
+    asio::post(side_.io(), [this, set = std::move(set), metrics = std::move(metrics),
+                            round = std::move(round)]() mutable {
         start(std::move(set), std::move(metrics), std::move(round));
     });
     return done;
@@ -283,7 +280,7 @@ std::future<void> LoadScraper::apply(std::shared_ptr<const UpstreamSet> set,
 void LoadScraper::start(std::shared_ptr<const UpstreamSet> set,
                         std::shared_ptr<const metrics::ConfigMetrics> metrics,
                         std::shared_ptr<void> round) {
-    ++*generation_;
+    ++*side_.generation();
     upstreams_ = set;
     // Servers that stay keep their failing state (a reload does not repeat
     // the warning); upstreams_ holds every key alive until the next start().
@@ -304,19 +301,17 @@ void LoadScraper::start(std::shared_ptr<const UpstreamSet> set,
             if (auto it = failing_.find(t.server); it != failing_.end()) state = it->second;
             if (!state) state = std::make_shared<bool>(false);
             t.failing = state;
-            asio::co_spawn(io_, scrape_loop(std::move(t), generation_, *generation_, round),
-                           asio::detached);
+            asio::co_spawn(
+                side_.io(),
+                scrape_loop(std::move(t), side_.generation(), *side_.generation(), round),
+                asio::detached);
         }
     }
     failing_ = std::move(failing);
 }
 
 void LoadScraper::stop() {
-    if (!thread_.joinable()) return;
-    asio::post(io_, [this] { ++*generation_; });
-    work_.reset();
-    io_.stop();
-    thread_.join();
+    side_.stop();
 }
 
 }  // namespace dsgw::upstream

@@ -145,10 +145,7 @@ std::optional<std::vector<std::string>> parse_model_list(std::string_view body,
     return ids;
 }
 
-ModelLister::ModelLister()
-    : work_(std::make_unique<asio::executor_work_guard<asio::io_context::executor_type>>(
-          io_.get_executor())),
-      thread_([this] { io_.run(); }) {}
+ModelLister::ModelLister() = default;
 
 ModelLister::~ModelLister() {
     stop();
@@ -157,7 +154,7 @@ ModelLister::~ModelLister() {
 std::future<void> ModelLister::apply(std::shared_ptr<const UpstreamSet> set) {
     auto round = std::make_shared<Round>();
     auto done = round->done.get_future();
-    asio::post(io_, [this, set = std::move(set), round = std::move(round)]() mutable {
+    asio::post(side_.io(), [this, set = std::move(set), round = std::move(round)]() mutable {
         start(std::move(set), std::move(round));
     });
     return done;
@@ -166,14 +163,14 @@ std::future<void> ModelLister::apply(std::shared_ptr<const UpstreamSet> set) {
 std::future<void> ModelLister::refresh() {
     auto round = std::make_shared<Round>();
     auto done = round->done.get_future();
-    asio::post(io_, [this, round = std::move(round)]() mutable {
+    asio::post(side_.io(), [this, round = std::move(round)]() mutable {
         if (upstreams_) start(upstreams_, std::move(round));
     });
     return done;
 }
 
 void ModelLister::start(std::shared_ptr<const UpstreamSet> set, std::shared_ptr<void> round) {
-    ++*generation_;
+    ++*side_.generation();
     upstreams_ = set;
     // Servers that stay keep their failing state; the set holds every key
     // alive until the next start().
@@ -186,20 +183,17 @@ void ModelLister::start(std::shared_ptr<const UpstreamSet> set, std::shared_ptr<
             auto& state = failing[s.get()];
             if (auto it = failing_.find(s.get()); it != failing_.end()) state = it->second;
             if (!state) state = std::make_shared<bool>(false);
-            asio::co_spawn(io_,
-                           list_loop(set, up, s.get(), state, generation_, *generation_, round),
-                           asio::detached);
+            asio::co_spawn(
+                side_.io(),
+                list_loop(set, up, s.get(), state, side_.generation(), *side_.generation(), round),
+                asio::detached);
         }
     }
     failing_ = std::move(failing);
 }
 
 void ModelLister::stop() {
-    if (!thread_.joinable()) return;
-    asio::post(io_, [this] { ++*generation_; });
-    work_.reset();
-    io_.stop();
-    thread_.join();
+    side_.stop();
 }
 
 }  // namespace dsgw::upstream

@@ -6,9 +6,9 @@
 // it), `healthy_after` consecutive successes re-admit it. A slow answer within
 // `timeout` is a success: a busy inference server stays in.
 
+#include "deepseek_gateway/upstream/side_thread.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
 
-#include <boost/asio/io_context.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -29,11 +29,8 @@ public:
     void stop();
 
 private:
-    boost::asio::io_context io_{1};
-    std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
-    std::thread thread_;
+    SideThread side_;
     std::shared_ptr<const UpstreamSet> upstreams_;  // on the checker's thread only
-    std::shared_ptr<std::uint64_t> generation_ = std::make_shared<std::uint64_t>(0);
 };
 
 }  // namespace dsgw::upstream

@@ -8,10 +8,9 @@
 // upstream_load_scrape_errors_total and keeps the last one, which the
 // server drops by itself once it is older than stale_after.
 
+#include "deepseek_gateway/upstream/side_thread.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 
 #include <cstdint>
 #include <future>
@@ -64,15 +63,12 @@ private:
     void start(std::shared_ptr<const UpstreamSet> set,
                std::shared_ptr<const metrics::ConfigMetrics> metrics, std::shared_ptr<void> round);
 
-    boost::asio::io_context io_{1};
-    std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
-    std::thread thread_;
+    SideThread side_;
     // Holds the servers failing_ names alive; on the scraper's thread only.
     std::shared_ptr<const UpstreamSet> upstreams_;
     // Whether each scraped server is failing (its warning logged), kept
     // across reloads; on the scraper's thread only.
     std::map<const UpstreamServer*, std::shared_ptr<bool>> failing_;
-    std::shared_ptr<std::uint64_t> generation_ = std::make_shared<std::uint64_t>(0);
 };
 
 }  // namespace dsgw::upstream

@@ -10,10 +10,9 @@
 // union (Upstream::models()); a failure or an answer that is not a list
 // keeps the previous one.
 
+#include "deepseek_gateway/upstream/side_thread.hpp"
 #include "deepseek_gateway/upstream/upstream.hpp"
 
-#include <boost/asio/executor_work_guard.hpp>
-#include <boost/asio/io_context.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -63,14 +62,11 @@ public:
 private:
     void start(std::shared_ptr<const UpstreamSet> set, std::shared_ptr<void> round);
 
-    boost::asio::io_context io_{1};
-    std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;
-    std::thread thread_;
+    SideThread side_;
     std::shared_ptr<const UpstreamSet> upstreams_;  // on the lister's thread only
     // Whether each server of upstreams_ that is asked is failing (its
     // warning logged); on the lister's thread only.
     std::map<const UpstreamServer*, std::shared_ptr<bool>> failing_;
-    std::shared_ptr<std::uint64_t> generation_ = std::make_shared<std::uint64_t>(0);
 };
 
 }  // namespace dsgw::upstream
