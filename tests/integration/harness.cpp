@@ -468,6 +468,8 @@ std::string GatewayConfig::yaml() const {
         if (!u.slow_start.empty()) y << "    slow_start: " << u.slow_start << "\n";
         if (!u.resolve_interval.empty())
             y << "    resolve_interval: " << u.resolve_interval << "\n";
+        if (!u.prefix_affinity.empty()) y << "    prefix_affinity: " << u.prefix_affinity << "\n";
+        if (!u.load_metrics.empty()) y << "    load_metrics: " << u.load_metrics << "\n";
     }
     if (!max_header_bytes.empty() || !max_request_body.empty() || !header_timeout.empty() ||
         !client_idle.empty()) {

@@ -451,6 +451,8 @@ struct GatewayConfig {
         std::string first_byte_timeout = "30s";
         std::string idle_timeout = "30s";
         std::string slow_start, resolve_interval;
+        // Flow mappings written as is, e.g. "{block_bytes: 64}" (SPEC §9).
+        std::string prefix_affinity, load_metrics;
     };
 
     std::string workers = "2";

@@ -32,20 +32,10 @@ bool set_load(MockServer& mock, const std::string& json) {
 // One listener in front of `mock` alone; with load_metrics every 100 ms
 // when `scraped`.
 std::string yaml(const MockServer& mock, bool scraped) {
-    std::string y =
-        "workers: 1\n"
-        "admin:\n  address: 127.0.0.1:0\n"
-        "listeners:\n"
-        "  - name: main\n"
-        "    address: 127.0.0.1:0\n"
-        "    access: {allow: [127.0.0.0/8]}\n"
-        "    upstream: pool\n"
-        "upstreams:\n"
-        "  - name: pool\n"
-        "    servers: [{address: \"" +
-        mock.address() + "\"}]\n";
-    if (scraped) y += "    load_metrics: {path: /metrics, interval: 100ms}\n";
-    return y + "logging:\n  level: info\n  access_log: stdout\n  format: text\n";
+    auto c = basic_config(std::vector<std::string>{mock.address()}, "least_conn");
+    c.workers = "1";
+    if (scraped) c.upstream().load_metrics = "{path: /metrics, interval: 100ms}";
+    return c.yaml();
 }
 
 // upstream_server_load and upstream_load_scrape_errors_total of `mock`.

@@ -17,32 +17,20 @@
 namespace dsgw::it {
 namespace {
 
+// One listener without routes in front of a prefix_affinity pool of `mocks`.
+GatewayConfig pool_config(const std::vector<std::unique_ptr<MockServer>>& mocks) {
+    auto c = basic_config(mocks, "prefix_affinity");
+    c.upstream().prefix_affinity = "{block_bytes: 64, max_load_ratio: 1.25, table_entries: 10000}";
+    return c;
+}
+
 class PrefixAffinityIt : public ::testing::Test {
 protected:
     void SetUp() override {
-        for (int i = 0; i < 4; ++i) {
-            mocks_.push_back(std::make_unique<MockServer>("s" + std::to_string(i)));
-            ASSERT_TRUE(mocks_.back()->ok());
-        }
+        mocks_ = start_mocks(4, {}, "s");
+        for (const auto& m : mocks_) ASSERT_TRUE(m->ok());
     }
-    // One listener without routes in front of a prefix_affinity pool.
-    std::string yaml(const std::string& tail = "") const {
-        std::string y =
-            "workers: 2\n"
-            "admin:\n  address: 127.0.0.1:0\n"
-            "listeners:\n"
-            "  - name: main\n"
-            "    address: 127.0.0.1:0\n"
-            "    access: {allow: [127.0.0.0/8]}\n"
-            "    upstream: pool\n"
-            "upstreams:\n"
-            "  - name: pool\n"
-            "    balancer: prefix_affinity\n"
-            "    prefix_affinity: {block_bytes: 64, max_load_ratio: 1.25, table_entries: 10000}\n"
-            "    servers:\n";
-        for (const auto& m : mocks_) y += "      - address: \"" + m->address() + "\"\n";
-        return y + tail + "logging:\n  level: info\n  access_log: stdout\n  format: text\n";
-    }
+    std::string yaml() const { return pool_config(mocks_).yaml(); }
     std::vector<std::unique_ptr<MockServer>> mocks_;
 };
 
@@ -180,7 +168,9 @@ TEST_F(PrefixAffinityIt, AReloadThatKeepsTheServersKeepsWhatWasRemembered) {
     // An unrelated change (a second listener's worth of limits): same servers.
     {
         std::ofstream out(gw.config_path());
-        out << yaml("limits:\n  client_idle: 61s\n");
+        auto changed = pool_config(mocks_);
+        changed.client_idle = "61s";
+        out << changed.yaml();
     }
     ASSERT_TRUE(gw.process().signal(SIGHUP));
     ASSERT_TRUE(gw.process().wait_for_line(std::regex("configuration reloaded"), 10s)) << gw.logs();
@@ -206,28 +196,14 @@ namespace {
 // request ran still counts it for a moment after it ended; that must not
 // send the next request of the same conversation elsewhere.
 TEST(PrefixAffinityIdle, ALoneClientKeepsItsServerWithLoadMetrics) {
-    std::vector<std::unique_ptr<MockServer>> mocks;
-    for (int i = 0; i < 2; ++i) {
-        mocks.push_back(std::make_unique<MockServer>(
-            "slow" + std::to_string(i), std::vector<std::string>{"--first-token-delay-ms", "150",
-                                                                 "--prefix-cache-blocks", "1000"}));
-        ASSERT_TRUE(mocks.back()->ok());
-    }
-    std::string y =
-        "workers: 2\n"
-        "listeners:\n"
-        "  - name: main\n"
-        "    address: 127.0.0.1:0\n"
-        "    access: {allow: [127.0.0.0/8]}\n"
-        "    upstream: pool\n"
-        "upstreams:\n"
-        "  - name: pool\n"
-        "    balancer: prefix_affinity\n"
-        "    load_metrics: {path: /metrics, interval: 100ms}\n"
-        "    servers:\n";
-    for (const auto& m : mocks) y += "      - address: \"" + m->address() + "\"\n";
+    auto mocks =
+        start_mocks(2, {"--first-token-delay-ms", "150", "--prefix-cache-blocks", "1000"}, "slow");
+    for (const auto& m : mocks) ASSERT_TRUE(m->ok());
+    auto cfg = pool_config(mocks);
+    cfg.upstream().load_metrics = "{path: /metrics, interval: 100ms}";
+    cfg.access_log = "off";
     Gateway gw;
-    ASSERT_TRUE(gw.start(y + "logging:\n  level: info\n  access_log: off\n")) << gw.logs();
+    ASSERT_TRUE(gw.start(cfg)) << gw.logs();
     const auto home = served_by(gw.port(), post(chat_body(7, "turn 0")));
     for (int turn = 1; turn < 8; ++turn)
         EXPECT_EQ(served_by(gw.port(), post(chat_body(7, "turn " + std::to_string(turn)))), home)
