@@ -2,6 +2,7 @@
 
 #include "deepseek_gateway/balancer/balancer.hpp"
 #include "deepseek_gateway/upstream/server.hpp"
+#include "server_pool.hpp"
 
 #include <gtest/gtest.h>
 
@@ -48,6 +49,7 @@ using dsgw::balancer::PickContext;
 using dsgw::upstream::Clock;
 using dsgw::upstream::ServerLease;
 using dsgw::upstream::UpstreamServer;
+using dsgw::test::Pool;
 
 // A fixed instant far from the clock's epoch, so tests never depend on when
 // they run.
@@ -57,34 +59,6 @@ UpstreamServer make_server(const std::string& name = "127.0.0.1:9001", unsigned 
     return UpstreamServer(name, ip::tcp::endpoint(ip::make_address("127.0.0.1"), 9001), weight);
 }
 
-// Servers named 127.0.0.1:9001, :9002, ... with the given weights.
-struct Pool {
-    std::vector<std::unique_ptr<UpstreamServer>> owned;
-    std::vector<UpstreamServer*> servers;
-
-    explicit Pool(std::vector<unsigned> weights) {
-        for (std::size_t i = 0; i < weights.size(); ++i) {
-            auto port = static_cast<unsigned short>(9001 + i);
-            owned.push_back(std::make_unique<UpstreamServer>(
-                "127.0.0.1:" + std::to_string(port),
-                ip::tcp::endpoint(ip::make_address("127.0.0.1"), port), weights[i]));
-            servers.push_back(owned.back().get());
-        }
-    }
-    UpstreamServer* operator[](std::size_t i) const { return servers[i]; }
-    std::size_t index_of(const UpstreamServer* s) const {
-        for (std::size_t i = 0; i < servers.size(); ++i) {
-            if (servers[i] == s) return i;
-        }
-        return servers.size();
-    }
-    // `servers` without the i-th one.
-    std::vector<UpstreamServer*> without(std::size_t i) const {
-        auto v = servers;
-        v.erase(v.begin() + static_cast<std::ptrdiff_t>(i));
-        return v;
-    }
-};
 
 PickContext ctx_at(Clock::time_point now = t0, const UpstreamServer* exclude = nullptr) {
     PickContext ctx;

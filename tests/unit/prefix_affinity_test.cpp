@@ -5,6 +5,7 @@
 #include "deepseek_gateway/balancer/balancer.hpp"
 #include "deepseek_gateway/balancer/prefix_table.hpp"
 #include "deepseek_gateway/llm/prompt_blocks.hpp"
+#include "server_pool.hpp"
 
 #include <gtest/gtest.h>
 
@@ -20,37 +21,23 @@ namespace ip = boost::asio::ip;
 using dsgw::balancer::PickContext;
 using dsgw::balancer::PrefixTable;
 using dsgw::balancer::PromptMatch;
+using dsgw::test::Pool;
 using dsgw::upstream::ServerLease;
 using dsgw::upstream::UpstreamServer;
 
-struct Servers {
-    std::vector<std::unique_ptr<UpstreamServer>> owned;
-    std::vector<UpstreamServer*> list;
-    explicit Servers(std::size_t n, std::vector<unsigned> weights = {}) {
-        for (std::size_t i = 0; i < n; ++i) {
-            const auto port = static_cast<unsigned short>(8000 + i);
-            owned.push_back(std::make_unique<UpstreamServer>(
-                "10.0.0." + std::to_string(i + 1) + ":8000",
-                ip::tcp::endpoint(ip::make_address("127.0.0.1"), port),
-                weights.empty() ? 1 : weights[i]));
-            list.push_back(owned.back().get());
-        }
-    }
-    std::size_t index_of(const UpstreamServer* s) const {
-        for (std::size_t i = 0; i < list.size(); ++i)
-            if (list[i] == s) return i;
-        return list.size();
-    }
-};
+// n servers of weight 1 (127.0.0.1:9001, ...).
+Pool equal(std::size_t n) {
+    return Pool(std::vector<unsigned>(n, 1));
+}
 
-std::unique_ptr<dsgw::balancer::Balancer> make(const Servers& s,
+std::unique_ptr<dsgw::balancer::Balancer> make(const Pool& s,
                                                std::shared_ptr<PrefixTable> table = nullptr,
                                                double ratio = 1.25) {
     dsgw::config::PrefixAffinityConfig cfg;
     cfg.block_bytes = 16;
     cfg.max_load_ratio = ratio;
     cfg.table_entries = 4096;
-    return dsgw::balancer::make_prefix_affinity(s.list, cfg, std::move(table));
+    return dsgw::balancer::make_prefix_affinity(s.servers, cfg, std::move(table));
 }
 
 std::vector<std::uint64_t> blocks(const std::string& text) {
@@ -79,7 +66,7 @@ std::string system_prompt(int group) {
 }
 
 TEST(PrefixAffinity, ASharedPrefixStaysOnTheServerThatServedIt) {
-    Servers s(4);
+    auto s = equal(4);
     auto b = make(s);
     std::uint32_t matched = 99;
     auto* first = pick(*b, system_prompt(1) + "question one", &matched);
@@ -96,7 +83,7 @@ TEST(PrefixAffinity, ASharedPrefixStaysOnTheServerThatServedIt) {
 TEST(PrefixAffinity, NewPrefixesGoByRendezvousTheSameInEveryProcess) {
     // Two balancers with their own tables (two gateway processes) agree on
     // every first-time prefix, and the prefixes spread over the servers.
-    Servers s(4);
+    auto s = equal(4);
     auto a = make(s);
     auto b = make(s);
     std::map<std::size_t, int> count;
@@ -111,8 +98,8 @@ TEST(PrefixAffinity, NewPrefixesGoByRendezvousTheSameInEveryProcess) {
 }
 
 TEST(PrefixAffinity, RendezvousMovesOnlyTheRemovedServersPrefixes) {
-    Servers all(4);
-    Servers three(3);  // the same first three names
+    auto all = equal(4);
+    auto three = equal(3);  // the same first three names
     auto b4 = make(all);
     auto b3 = make(three);
     for (int g = 0; g < 100; ++g) {
@@ -125,7 +112,7 @@ TEST(PrefixAffinity, RendezvousMovesOnlyTheRemovedServersPrefixes) {
 }
 
 TEST(PrefixAffinity, TheLongestPrefixWins) {
-    Servers s(2);
+    auto s = equal(2);
     auto table = std::make_shared<PrefixTable>(4096);
     auto b = make(s, table);
     const std::string base = system_prompt(7);
@@ -138,12 +125,12 @@ TEST(PrefixAffinity, TheLongestPrefixWins) {
     // The long prefix's blocks include the short one's full blocks: they now
     // say server 0; a request with just the short prefix's full blocks goes there.
     std::uint32_t matched = 0;
-    EXPECT_EQ(pick(*b, base + std::string(64, 'm') + "tail", &matched), s.list[0]);
+    EXPECT_EQ(pick(*b, base + std::string(64, 'm') + "tail", &matched), s.servers[0]);
     EXPECT_EQ(matched, (base.size() + 64) / 16);  // its full blocks
 }
 
 TEST(PrefixAffinity, AServerPastTwiceItsShareInFlightIsPassedOver) {
-    Servers s(4);
+    auto s = equal(4);
     auto b = make(s);
     const std::string hot = system_prompt(3);
     auto* home = pick(*b, hot);
@@ -164,7 +151,7 @@ TEST(PrefixAffinity, AServerPastTwiceItsShareInFlightIsPassedOver) {
 TEST(PrefixAffinity, AnIdlePoolKeepsEveryPrefixWhereItIs) {
     // One client alone (a request still counted in flight at most): every
     // pick goes to the prefix's server, however skewed the recent picks.
-    Servers s(4);
+    auto s = equal(4);
     auto b = make(s);
     const std::string p = system_prompt(21);
     auto* home = pick(*b, p);
@@ -175,12 +162,12 @@ TEST(PrefixAffinity, AnIdlePoolKeepsEveryPrefixWhereItIs) {
 }
 
 TEST(PrefixAffinity, ABusyServerAboveItsShareTakesNoMoreThanTheRatioOfRecentPicks) {
-    Servers s(4);
+    auto s = equal(4);
     auto b = make(s);  // ratio 1.25
     const std::string p = system_prompt(31);
     auto* home = pick(*b, p);  // the first pick of the window, at home
     std::vector<ServerLease> leases;
-    for (auto* x : s.list) {  // a busy pool: 2 in flight everywhere
+    for (auto* x : s.servers) {  // a busy pool: 2 in flight everywhere
         leases.emplace_back(x);
         leases.emplace_back(x);
     }
@@ -194,12 +181,12 @@ TEST(PrefixAffinity, ABusyServerAboveItsShareTakesNoMoreThanTheRatioOfRecentPick
 }
 
 TEST(PrefixAffinity, ScrapedLoadCounts) {
-    Servers s(4);
+    auto s = equal(4);
     auto b = make(s);
     const std::string p = system_prompt(5);
     auto* home = pick(*b, p);
     const auto now = dsgw::upstream::Clock::now();
-    for (auto* x : s.list) x->set_load_stale_after(std::chrono::seconds(10));
+    for (auto* x : s.servers) x->set_load_stale_after(std::chrono::seconds(10));
     // The server's own queue (other gateways' requests) makes it busy: 15,
     // over twice its share (16/4) with this request.
     home->set_scraped_load({.running = 4, .waiting = 6, .kv_usage = 0.5}, now);
@@ -212,21 +199,21 @@ TEST(PrefixAffinity, ScrapedLoadCounts) {
 }
 
 TEST(PrefixAffinity, WithoutAPromptItIsLeastConn) {
-    Servers s(3);
+    auto s = equal(3);
     auto b = make(s);
     std::vector<ServerLease> leases;
-    leases.emplace_back(s.list[0]);
-    leases.emplace_back(s.list[1]);
+    leases.emplace_back(s.servers[0]);
+    leases.emplace_back(s.servers[1]);
     PickContext ctx;
-    EXPECT_EQ(b->pick(ctx), s.list[2]);
+    EXPECT_EQ(b->pick(ctx), s.servers[2]);
     PromptMatch empty;
     ctx.prompt = &empty;
-    EXPECT_EQ(b->pick(ctx), s.list[2]);
+    EXPECT_EQ(b->pick(ctx), s.servers[2]);
     EXPECT_FALSE(empty.looked_up);
 }
 
 TEST(PrefixAffinity, SkipsUnusableAndExcludedServers) {
-    Servers s(3);
+    auto s = equal(3);
     auto b = make(s);
     const std::string p = system_prompt(9);
     auto* home = pick(*b, p);
@@ -243,16 +230,16 @@ TEST(PrefixAffinity, SkipsUnusableAndExcludedServers) {
     auto* third = b->pick(ctx);
     EXPECT_NE(third, second);
     // ... unless it is the only one left.
-    for (auto* x : s.list)
+    for (auto* x : s.servers)
         if (x != second) x->set_healthy(false);
     EXPECT_EQ(b->pick(ctx), second);
 }
 
 TEST(PrefixAffinity, AllPrefixesOfAGroupSpreadByWeight) {
-    Servers s(2, {1, 3});
+    Pool s({1, 3});
     auto b = make(s, nullptr, 100.0);  // no bound in the way
     int heavy = 0;
-    for (int g = 0; g < 400; ++g) heavy += pick(*b, system_prompt(1000 + g)) == s.list[1];
+    for (int g = 0; g < 400; ++g) heavy += pick(*b, system_prompt(1000 + g)) == s.servers[1];
     EXPECT_GT(heavy, 240);  // 3/4 of 400 is 300
     EXPECT_LT(heavy, 360);
 }
