@@ -441,6 +441,16 @@ void link_upstreams(Config& c, const std::vector<ListenerRefs>& refs,
         link(refs[i].upstream, l.upstream, l.upstream_index);
         for (std::size_t r = 0; r < l.routes.size(); ++r)
             link(refs[i].route_upstreams[r], l.routes[r].upstream, l.routes[r].upstream_index);
+        auto see = [&](bool named, std::size_t u) {
+            if (!named || u >= c.upstreams.size()) return;
+            const auto& up = c.upstreams[u];
+            if (up.balancer == BalancerKind::prefix_affinity)
+                l.prompt_capture =
+                    std::max(l.prompt_capture, up.prefix_affinity.block_bytes *
+                                                   PrefixAffinityConfig::kMaxBlocks);
+        };
+        see(l.has_upstream(), l.upstream_index);
+        for (const auto& r : l.routes) see(!r.upstream.empty(), r.upstream_index);
     }
     for (std::size_t i = 0; i < c.upstreams.size(); ++i) {
         if (!used[i] && upstream_names[i])

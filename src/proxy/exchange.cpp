@@ -84,7 +84,7 @@ Task<void> Exchange::run() {
         admitted = ok;
     }
     bool clean = false;
-    if (admitted && inspects()) {
+    if (admitted && client_.lc->inspects()) {
         const bool routed = co_await inspect();
         admitted = routed;
         if (!routed) drop_read_body();

@@ -86,8 +86,6 @@ private:
     // The route: the model in the JSON body (read to its end first), the
     // path, the API key. False when the exchange ends here (a local reply:
     // an error, or the answer to GET /v1/models).
-    bool inspects() const;
-    std::uint64_t prompt_capture() const;
     bool hash_prompt();
     net::Task<bool> inspect();
     bool reads_body() const;

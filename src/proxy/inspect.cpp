@@ -80,29 +80,6 @@ std::string_view Exchange::request_path() const {
 
 // ---- inspect ----------------------------------------------------------------
 
-// Listeners with routes, and those whose requests may go to a prefix_affinity
-// upstream: they read JSON bodies.
-bool Exchange::inspects() const {
-    return !client_.lc->routes.empty() || prompt_capture() != 0;
-}
-
-// How much of a body's prompt to note for the prefix_affinity upstreams this
-// listener's requests may go to (the most any of them hashes); 0 for none.
-std::uint64_t Exchange::prompt_capture() const {
-    const auto& lc = *client_.lc;
-    const auto& rt = *client_.rt;
-    std::uint64_t most = 0;
-    auto see = [&](std::size_t u) {
-        const auto& c = rt.upstream(u).config();
-        if (c.balancer == config::BalancerKind::prefix_affinity)
-            most = std::max(most, c.prefix_affinity.block_bytes *
-                                      config::PrefixAffinityConfig::kMaxBlocks);
-    };
-    if (lc.has_upstream()) see(lc.upstream_index);
-    for (const auto& r : lc.routes) see(r.upstream_index);
-    return most;
-}
-
 // The prompt's block hashes in prompt_, when the body read has one and the
 // upstream chosen is prefix_affinity.
 bool Exchange::hash_prompt() {
@@ -186,7 +163,7 @@ Task<bool> Exchange::read_body() {
     // Made on a connection's first routed body: others hold only a pointer.
     if (!scan_) scan_ = std::make_unique<llm::ModelScan>();
     scan_->reset();
-    scan_->capture_prompt(prompt_capture());
+    scan_->capture_prompt(client_.lc->prompt_capture);
     body_at_.clear();
     body_bytes_ = 0;
     parsed_ = 0;

@@ -126,7 +126,7 @@ TEST_F(PrefixAffinityIt, TwoGatewaysSendNewPrefixesToTheSameServer) {
     EXPECT_EQ(used.size(), 4u);
 }
 
-TEST_F(PrefixAffinityIt, RequestsWithoutAPromptAreServedAsLeastConn) {
+TEST_F(PrefixAffinityIt, RequestsWithoutAPromptAreServedWithoutALookup) {
     Gateway gw;
     ASSERT_TRUE(gw.start(yaml())) << gw.logs();
     auto admin = admin_port(gw);

@@ -159,3 +159,33 @@ TEST(PrefixAffinityConfig, OutOfRangeValuesAreRefusedWithTheirPath) {
                      "upstreams[0].prefix_affinity.blocks: unknown key (expected one of: "
                      "block_bytes, max_load_ratio, table_entries)");
 }
+
+// ---- which listeners read JSON bodies ---------------------------------------------
+
+TEST(PrefixAffinityConfig, AListenerInFrontOfItNotesPromptsAsItsBlocksNeed) {
+    auto r = load_config_string(with_upstream(kAffinity + "prefix_affinity: {block_bytes: 1KiB}"));
+    ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
+    const auto& l = r.config->listeners.at(0);
+    EXPECT_EQ(l.prompt_capture, 1024u * PrefixAffinityConfig::kMaxBlocks);
+    EXPECT_TRUE(l.inspects());
+
+    auto plain = load_config_string(with_upstream("balancer: least_conn"));
+    ASSERT_TRUE(plain.errors.empty()) << joined(plain.errors);
+    EXPECT_EQ(plain.config->listeners.at(0).prompt_capture, 0u);
+    EXPECT_FALSE(plain.config->listeners.at(0).inspects());
+}
+
+TEST(PrefixAffinityConfig, ARouteToItCountsLikeTheDefaultUpstream) {
+    auto r = load_config_string(
+        "listeners: [{name: l, address: 127.0.0.1:8080, access: {allow: [127.0.0.0/8]},\n"
+        "  routes: [{match: {model: r1}, upstream: pa}, {match: {model: v3}, upstream: lc}]}]\n"
+        "upstreams:\n"
+        "  - {name: pa, balancer: prefix_affinity, prefix_affinity: {block_bytes: 256},\n"
+        "     servers: [{address: 127.0.0.1:9001}]}\n"
+        "  - {name: pb, balancer: prefix_affinity, prefix_affinity: {block_bytes: 4KiB},\n"
+        "     servers: [{address: 127.0.0.1:9002}]}\n"
+        "  - {name: lc, servers: [{address: 127.0.0.1:9003}]}\n");
+    ASSERT_TRUE(r.errors.empty()) << joined(r.errors);
+    // pb (4 KiB blocks) is used by no listener: only pa's blocks count.
+    EXPECT_EQ(r.config->listeners.at(0).prompt_capture, 256u * PrefixAffinityConfig::kMaxBlocks);
+}

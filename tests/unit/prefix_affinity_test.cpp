@@ -235,7 +235,7 @@ TEST(PrefixAffinity, SkipsUnusableAndExcludedServers) {
     EXPECT_EQ(b->pick(ctx), second);
 }
 
-TEST(PrefixAffinity, AllPrefixesOfAGroupSpreadByWeight) {
+TEST(PrefixAffinity, NewPrefixesSpreadByWeight) {
     Pool s({1, 3});
     auto b = make(s, nullptr, 100.0);  // no bound in the way
     int heavy = 0;

@@ -101,7 +101,13 @@ struct ListenerConfig {
     std::string upstream;
     std::size_t upstream_index = 0;
     std::vector<RouteConfig> routes;
+    // Derived at load: how much of a JSON body's prompt to note for the
+    // prefix_affinity upstreams this listener's requests may go to (the most
+    // any of them hashes: block_bytes x kMaxBlocks); 0 when none is.
+    std::uint64_t prompt_capture = 0;
     bool has_upstream() const { return !upstream.empty(); }
+    // Reads JSON bodies (SPEC §8, §9): with routes, or towards prefix_affinity.
+    bool inspects() const { return !routes.empty() || prompt_capture != 0; }
 };
 
 struct ServerConfig {
